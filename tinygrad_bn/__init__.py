@@ -1,0 +1,21 @@
+"""tinygrad_bn: a small reverse-mode autodiff engine over numpy, built around BatchNorm."""
+
+from tinygrad_bn.tensor import Tensor, tensor  # noqa: I001 - tensor first: it loads the ops
+from tinygrad_bn.autograd import (
+    AnomalyError,
+    Function,
+    detect_anomaly,
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    no_grad,
+)
+from tinygrad_bn.ops import PRIMITIVES, where
+from tinygrad_bn import functional, nn  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRIMITIVES", "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad",
+    "functional", "grad", "is_grad_enabled", "nn", "no_grad", "tensor", "where",
+]

@@ -1,0 +1,349 @@
+"""Gradient checking: numerical gradients, gradcheck, gradgradcheck, check_fused.
+
+Every check projects the outputs on a *random* cotangent v and differentiates
+the scalar sum(v * out). Never all-ones: for a normalised output (BatchNorm,
+LayerNorm, softmax) sum(out) is constant, its gradient is zero, and a wrong
+kernel would pass. Numerical probes run with module state (running statistics)
+snapshotted and restored around every evaluation, so the probes cannot drift it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tinygrad_bn.autograd import grad as autograd_grad
+from tinygrad_bn.autograd import enable_grad, no_grad
+from tinygrad_bn.nn.module import Module
+from tinygrad_bn.tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """Analytic and numerical gradients disagree."""
+
+
+def rel_error(a: Any, b: Any) -> float:
+    """max |a - b| / max(1e-8, |a| + |b|), elementwise, as CS231n defines it."""
+    a = np.asarray(a.data if isinstance(a, Tensor) else a, dtype=np.float64)
+    b = np.asarray(b.data if isinstance(b, Tensor) else b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+def numerical_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """Central differences (f(x + h e_i) - f(x - h e_i)) / 2h of a scalar f, for any shape.
+
+    `x` is perturbed in place, one element at a time, and restored.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"numerical_gradient: x must be an ndarray, got {type(x).__name__}")
+    if not x.flags.c_contiguous or not x.flags.writeable:
+        raise ValueError("numerical_gradient: x must be a writeable C-contiguous array")
+    grad = np.zeros(x.shape, dtype=np.float64)
+    flat = x.reshape(-1)  # a view, since x is contiguous: perturbing it perturbs x
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        plus = float(np.sum(_value(f(x))))
+        flat[i] = old - h
+        minus = float(np.sum(_value(f(x))))
+        flat[i] = old
+        grad.reshape(-1)[i] = (plus - minus) / (2 * h)
+    return grad
+
+
+def _value(out: Any) -> Any:
+    return out.data if isinstance(out, Tensor) else out
+
+
+# ---------------------------------------------------------------- state snapshots
+
+
+def _state_arrays(restore: Any) -> list[np.ndarray]:
+    """The arrays behind `restore`: Modules' buffers, Tensors, arrays, dicts of arrays."""
+    if restore is None:
+        return []
+    items = restore if isinstance(restore, list | tuple) else [restore]
+    arrays: list[np.ndarray] = []
+    for item in items:
+        if isinstance(item, Module):
+            arrays.extend(b.data for b in item.buffers())
+        elif isinstance(item, Tensor):
+            arrays.append(item.data)
+        elif isinstance(item, np.ndarray):
+            arrays.append(item)
+        elif isinstance(item, dict):
+            arrays.extend(v for v in item.values() if isinstance(v, np.ndarray))
+        else:
+            raise TypeError(
+                f"restore: expected Modules, Tensors, arrays or dicts, got {type(item).__name__}"
+            )
+    return arrays
+
+
+class _Snapshot:
+    """Copies of some arrays, written back in place on `restore()`."""
+
+    def __init__(self, arrays: list[np.ndarray]):
+        self.arrays = arrays
+        self.copies = [a.copy() for a in arrays]
+
+    def restore(self) -> None:
+        for a, c in zip(self.arrays, self.copies):
+            np.copyto(a, c)
+
+
+# ---------------------------------------------------------------- reports
+
+
+@dataclass
+class InputReport:
+    """How one input's analytic gradient compares with the reference."""
+
+    index: int
+    shape: tuple[int, ...]
+    dtype: str
+    max_abs_err: float
+    max_rel_err: float
+    worst_index: tuple[int, ...]
+    analytic: float
+    numeric: float
+    passed: bool
+    ulps: float | None = None  # float32 only: error in units of the float32 spacing of max|grad|
+
+
+@dataclass
+class GradcheckReport:
+    """Per-input results of gradcheck / gradgradcheck."""
+
+    inputs: list[InputReport] = field(default_factory=list)
+    mode: str = "full"
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.inputs)
+
+    def __str__(self) -> str:
+        rows = [f"{'input':>5} {'shape':>16} {'dtype':>8} {'max abs err':>12} {'max rel err':>12} {'ulps':>8}  ok"]
+        for r in self.inputs:
+            ulps = "-" if r.ulps is None else f"{r.ulps:.1f}"
+            rows.append(
+                f"{r.index:>5} {str(r.shape):>16} {r.dtype:>8} {r.max_abs_err:>12.3e} "
+                f"{r.max_rel_err:>12.3e} {ulps:>8}  {'yes' if r.passed else 'NO'}"
+            )
+        return "\n".join(rows)
+
+
+# ---------------------------------------------------------------- gradcheck
+
+
+def _as_outputs(out: Any) -> list[Tensor]:
+    outs = list(out) if isinstance(out, tuple | list) else [out]
+    for o in outs:
+        if not isinstance(o, Tensor):
+            raise TypeError(f"gradcheck: fn must return Tensors, got {type(o).__name__}")
+    return outs
+
+
+def _compare(
+    i: int, x: Tensor, analytic: np.ndarray, numeric: np.ndarray, atol: float, rtol: float
+) -> InputReport:
+    err = np.abs(analytic - numeric)
+    bound = atol + rtol * np.abs(numeric)
+    worst = np.unravel_index(int(np.argmax(err - bound)), err.shape) if err.size else ()
+    rel = err / np.maximum(1e-8, np.abs(analytic) + np.abs(numeric))
+    return InputReport(
+        index=i, shape=x.shape, dtype=str(x.dtype),
+        max_abs_err=float(err.max()) if err.size else 0.0,
+        max_rel_err=float(rel.max()) if rel.size else 0.0,
+        worst_index=tuple(int(k) for k in worst),
+        analytic=float(analytic[worst]) if err.size else 0.0,
+        numeric=float(numeric[worst]) if err.size else 0.0,
+        passed=bool(np.all(err <= bound)),
+    )
+
+
+def _failure_message(what: str, r: InputReport, atol: float, rtol: float) -> str:
+    return (
+        f"{what} failed for input {r.index} (shape {r.shape}, {r.dtype}): worst element at "
+        f"index {r.worst_index}: analytic {r.analytic!r}, numeric {r.numeric!r} "
+        f"(abs err {r.max_abs_err:.3e}, rel err {r.max_rel_err:.3e}; allowed atol={atol}, rtol={rtol})"
+    )
+
+
+def gradcheck(
+    fn: Callable[..., Any],
+    inputs: Sequence[Tensor],
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    mode: str = "full",
+    n_directions: int = 4,
+    seed: int = 0,
+    restore: Any = None,
+    raise_exception: bool = True,
+) -> GradcheckReport:
+    """Compare autograd's gradient of fn(*inputs) with central differences.
+
+    The outputs are projected on a random cotangent. `mode="full"` probes every
+    element of every input that requires grad; `mode="directional"` compares
+    the derivative along `n_directions` random unit directions per input (cheap
+    for large inputs). float64 inputs are checked directly; float32 inputs are
+    also evaluated in float64 (numerically checked there), and the float32
+    gradient is compared with the float64 one, reporting the error in ULPs.
+    `restore` names state (Modules, arrays, bn_param dicts) that is snapshotted
+    and restored around every evaluation; fn itself is included when a Module.
+    """
+    if mode not in ("full", "directional"):
+        raise ValueError(f"gradcheck: mode must be 'full' or 'directional', got {mode!r}")
+    inputs = list(inputs)
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"gradcheck: inputs[{i}] must be a Tensor, got {type(x).__name__}")
+    checked = [i for i, x in enumerate(inputs) if x.requires_grad]
+    if not checked:
+        raise ValueError("gradcheck: no input has requires_grad=True, nothing to check")
+    state = _state_arrays(restore) + (_state_arrays(fn) if isinstance(fn, Module) else [])
+    snapshot = _Snapshot(state)
+
+    low = [i for i in checked if inputs[i].dtype == np.float32]
+    if low:
+        wide = [x.detach().astype(np.float64).requires_grad_(x.requires_grad)
+                if x.dtype == np.float32 else x for x in inputs]
+        report = gradcheck(fn, wide, eps=eps, atol=atol, rtol=rtol, mode=mode,
+                           n_directions=n_directions, seed=seed, restore=restore,
+                           raise_exception=raise_exception)
+        return _check_float32_against_float64(fn, inputs, wide, low, snapshot, seed, report,
+                                              atol, rtol, raise_exception)
+
+    rng = np.random.default_rng(seed)
+    outputs = _as_outputs(fn(*inputs))
+    snapshot.restore()
+    cotangents = [rng.standard_normal(o.shape).astype(o.dtype) for o in outputs]
+    analytic = autograd_grad(outputs, [inputs[i] for i in checked], cotangents, allow_unused=True)
+
+    def projected() -> float:
+        with no_grad():
+            outs = _as_outputs(fn(*inputs))
+        snapshot.restore()
+        return float(sum(np.sum(o.data.astype(np.float64) * v) for o, v in zip(outs, cotangents)))
+
+    report = GradcheckReport(mode=mode)
+    for i, g in zip(checked, analytic):
+        x = inputs[i]
+        a = np.zeros(x.shape) if g is None else g.data.astype(np.float64)
+        if mode == "full":
+            numeric = numerical_gradient(lambda _: projected(), x.data, eps)
+            r = _compare(i, x, a, numeric, atol, rtol)
+        else:
+            r = _directional(i, x, a, projected, eps, atol, rtol, n_directions, rng)
+        report.inputs.append(r)
+        if raise_exception and not r.passed:
+            raise GradcheckError(_failure_message("gradcheck", r, atol, rtol))
+    return report
+
+
+def _directional(
+    i: int, x: Tensor, analytic: np.ndarray, projected: Callable[[], float],
+    eps: float, atol: float, rtol: float, n: int, rng: np.random.Generator,
+) -> InputReport:
+    """Compare <analytic, d> with the central difference along random unit directions d."""
+    original = x.data.copy()
+    a_dirs, n_dirs = np.zeros(n), np.zeros(n)
+    for k in range(n):
+        d = rng.standard_normal(x.shape)
+        d /= max(np.linalg.norm(d), 1e-12)
+        x.data[...] = original + eps * d
+        plus = projected()
+        x.data[...] = original - eps * d
+        minus = projected()
+        x.data[...] = original
+        a_dirs[k], n_dirs[k] = float(np.sum(analytic * d)), (plus - minus) / (2 * eps)
+    r = _compare(i, x, a_dirs, n_dirs, atol, rtol)
+    r.worst_index = (int(r.worst_index[0]),)  # the index of the direction, not of an element
+    return r
+
+
+def _check_float32_against_float64(
+    fn: Callable[..., Any], inputs: list[Tensor], wide: list[Tensor], low: list[int],
+    snapshot: _Snapshot, seed: int, report: GradcheckReport, atol: float, rtol: float,
+    raise_exception: bool,
+) -> GradcheckReport:
+    """The float32 gradient vs the (numerically verified) float64 one, in ULPs."""
+    rng = np.random.default_rng(seed + 1)
+    out32 = _as_outputs(fn(*inputs))
+    snapshot.restore()
+    out64 = _as_outputs(fn(*wide))
+    snapshot.restore()
+    v64 = [rng.standard_normal(o.shape) for o in out64]
+    g32 = autograd_grad(out32, [inputs[i] for i in low], [v.astype(o.dtype) for v, o in zip(v64, out32)],
+                        allow_unused=True)
+    g64 = autograd_grad(out64, [wide[i] for i in low], v64, allow_unused=True)
+    for i, a, b in zip(low, g32, g64):
+        a_ = np.zeros(inputs[i].shape) if a is None else a.data.astype(np.float64)
+        b_ = np.zeros(inputs[i].shape) if b is None else b.data
+        scale = float(np.max(np.abs(b_))) if b_.size else 0.0
+        # Tolerance relative to the gradient's scale: float32 cannot resolve
+        # entries much smaller than its largest entry.
+        r = _compare(i, inputs[i], a_, b_, atol + rtol * scale, 0.0)
+        r.ulps = r.max_abs_err / float(np.spacing(np.float32(max(scale, 1e-30))))
+        r.max_rel_err = r.max_abs_err / max(scale, 1e-30)
+        report.inputs.append(r)  # next to the float64 numerical check of the same input
+        if raise_exception and not r.passed:
+            raise GradcheckError(_failure_message("gradcheck (float32 vs float64)", r, atol, rtol))
+    report.inputs.sort(key=lambda r: (r.index, r.dtype))
+    return report
+
+
+def gradgradcheck(
+    fn: Callable[..., Any],
+    inputs: Sequence[Tensor],
+    *,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    mode: str = "full",
+    n_directions: int = 4,
+    seed: int = 0,
+    restore: Any = None,
+    raise_exception: bool = True,
+) -> GradcheckReport:
+    """Check second derivatives: gradcheck of x -> d<v, fn(x)>/dx built with create_graph=True."""
+    inputs = list(inputs)
+    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input has requires_grad=True, nothing to check")
+    state = _state_arrays(restore) + (_state_arrays(fn) if isinstance(fn, Module) else [])
+    snapshot = _Snapshot(state)
+    rng = np.random.default_rng(seed + 17)
+    probe = _as_outputs(fn(*inputs))
+    snapshot.restore()
+    cotangents = [rng.standard_normal(o.shape).astype(o.dtype) for o in probe]
+
+    def first_derivative(*xs: Tensor) -> tuple[Tensor, ...]:
+        # gradcheck evaluates this under no_grad; the inner gradient needs a graph.
+        with enable_grad():
+            outs = _as_outputs(fn(*xs))
+            snapshot.restore()
+            vs = [Tensor(v.astype(o.dtype)) for v, o in zip(cotangents, outs)]
+            grads = autograd_grad(
+                outs, [xs[i] for i in checked], vs, create_graph=True, allow_unused=True
+            )
+            # A gradient that does not depend on the inputs is a constant; tie it to
+            # the graph (adding 0 * x) so the outer check sees a zero derivative.
+            return tuple(
+                (xs[i] * 0.0 if g is None else g) if g is not None and g.requires_grad
+                else (xs[i] * 0.0 if g is None else g + xs[i] * 0.0)
+                for i, g in zip(checked, grads)
+            )
+
+    return gradcheck(first_derivative, inputs, eps=eps, atol=atol, rtol=rtol, mode=mode,
+                     n_directions=n_directions, seed=seed, restore=restore,
+                     raise_exception=raise_exception)

@@ -1,0 +1,463 @@
+"""The primitive ops: each one Function, forward and backward side by side.
+
+Forward computes on numpy arrays; backward is written with Tensor ops, so the
+gradient of a gradient is recorded when `create_graph=True`. Everything else
+(mean, var, softmax, the composed norm layers, ...) is built from these in
+`functional.py`. `PRIMITIVES` is the one registry the tests loop over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygrad_bn.autograd import Context, Function
+from tinygrad_bn.tensor import Shape, Tensor
+
+PRIMITIVES: dict[str, type[Function]] = {}
+
+
+def register(name: str, fn: type[Function]) -> None:
+    """Give `fn` its op name and list it in PRIMITIVES."""
+    fn.name = name
+    PRIMITIVES[name] = fn
+
+
+def unbroadcast(grad: Tensor, shape: Shape) -> Tensor:
+    """Sum `grad` back to `shape`: the adjoint of numpy broadcasting is a sum."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
+    )
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _zero_like(t: Tensor) -> Tensor:
+    return Tensor._wrap(np.zeros((), dtype=t.data.dtype), False, None)
+
+
+def _constant(array: np.ndarray) -> Tensor:
+    return Tensor._wrap(array, False, None)
+
+
+# ---------------------------------------------------------------- elementwise
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
+        ctx.shapes = (x.shape, y.shape)
+        return x.data + y.data
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        return unbroadcast(g, ctx.shapes[0]), unbroadcast(g, ctx.shapes[1])
+
+
+register("add", Add)
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
+        ctx.shapes = (x.shape, y.shape)
+        return x.data - y.data
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        gy = unbroadcast(-g, ctx.shapes[1]) if ctx.needs_input_grad[1] else None
+        return unbroadcast(g, ctx.shapes[0]), gy
+
+
+register("sub", Sub)
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
+        ctx.save_for_backward(x, y)
+        return x.data * y.data
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x, y = ctx.saved_tensors
+        gx = unbroadcast(g * y, x.shape) if ctx.needs_input_grad[0] else None
+        gy = unbroadcast(g * x, y.shape) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+
+register("mul", Mul)
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
+        ctx.save_for_backward(x, y)
+        return x.data / y.data
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x, y = ctx.saved_tensors
+        g_over_y = g / y
+        gx = unbroadcast(g_over_y, x.shape) if ctx.needs_input_grad[0] else None
+        # d(x/y)/dy = -x / y**2
+        gy = unbroadcast(-(g_over_y * x) / y, y.shape) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+
+register("div", Div)
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        return -x.data
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return -g
+
+
+register("neg", Neg)
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
+        ctx.save_for_backward(x, y)
+        return x.data ** y.data
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x, y = ctx.saved_tensors
+        gx = gy = None
+        if ctx.needs_input_grad[0]:
+            gx = unbroadcast(g * y * x ** (y - 1), x.shape)
+        if ctx.needs_input_grad[1]:
+            # d(x**y)/dy = x**y * log(x); only defined for x > 0.
+            gy = unbroadcast(g * ctx.output * x.log(), y.shape)
+        return gx, gy
+
+
+register("pow", Pow)
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        return np.exp(x.data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return g * ctx.output
+
+
+register("exp", Exp)
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.log(x.data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return g / x
+
+
+register("log", Log)
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        return np.sqrt(x.data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return g / (ctx.output * 2.0)
+
+
+register("sqrt", Sqrt)
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        positive = x.data > 0
+        # The mask is a constant: relu's second derivative is zero almost everywhere.
+        ctx.save_for_backward(positive.astype(x.data.dtype))
+        return np.maximum(x.data, 0)  # nan stays nan: non-finite values propagate
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        (mask,) = ctx.saved_tensors
+        return g * mask
+
+
+register("relu", ReLU)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        return np.tanh(x.data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        out = ctx.output
+        return g * (1.0 - out * out)
+
+
+register("tanh", Tanh)
+
+
+class Where(Function):
+    """where(condition, x, y); the condition is data, not differentiated."""
+
+    @staticmethod
+    def forward(ctx: Context, cond: Tensor, x: Tensor, y: Tensor) -> np.ndarray:
+        ctx.save_for_backward(cond)
+        ctx.shapes = (x.shape, y.shape)
+        return np.where(cond.data, x.data, y.data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        (cond,) = ctx.saved_tensors
+        zero = _zero_like(g)
+        gx = unbroadcast(Where.apply(cond, g, zero), ctx.shapes[0]) if ctx.needs_input_grad[1] else None
+        gy = unbroadcast(Where.apply(cond, zero, g), ctx.shapes[1]) if ctx.needs_input_grad[2] else None
+        return None, gx, gy
+
+
+register("where", Where)
+
+
+class Cast(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, dtype: np.dtype) -> np.ndarray:
+        ctx.source_dtype = x.data.dtype
+        return x.data.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return g.astype(ctx.source_dtype)
+
+
+register("cast", Cast)
+
+
+# ---------------------------------------------------------------- reduce
+
+
+def _keepdims_shape(shape: Shape, axis: Any) -> Shape:
+    """The shape a reduction over `axis` has with keepdims=True."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(a % len(shape) for a in axes) if shape else ()
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _check_axis(op: str, axis: Any, ndim: int) -> Any:
+    axes = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        if not isinstance(a, int | np.integer) or not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {axis!r} is out of range for a {ndim}-d tensor")
+    return axis if axis is None or isinstance(axis, int) else tuple(axis)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+        axis = _check_axis("sum", axis, x.ndim)
+        ctx.in_shape = x.shape
+        ctx.kept_shape = _keepdims_shape(x.shape, axis)
+        return np.asarray(x.data.sum(axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return g.reshape(ctx.kept_shape).expand(ctx.in_shape)
+
+
+register("sum", Sum)
+
+
+class Max(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+        axis = _check_axis("max", axis, x.ndim)
+        if x.data.size == 0:
+            raise ValueError("max: cannot reduce an empty tensor")
+        kept = np.max(x.data, axis=axis, keepdims=True)
+        # Ties share the gradient equally; the weights are constants (max is
+        # piecewise linear, so its second derivative is zero).
+        hit = (x.data == kept).astype(x.data.dtype)
+        ctx.save_for_backward(hit / hit.sum(axis=axis, keepdims=True))
+        ctx.in_shape, ctx.kept_shape = x.shape, kept.shape
+        return kept if keepdims else kept.reshape(np.max(x.data, axis=axis).shape)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        (weights,) = ctx.saved_tensors
+        return g.reshape(ctx.kept_shape).expand(ctx.in_shape) * weights
+
+
+register("max", Max)
+
+
+# ---------------------------------------------------------------- movement
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, shape: Shape) -> np.ndarray:
+        ctx.in_shape = x.shape
+        try:
+            return x.data.reshape(shape)
+        except ValueError:
+            raise ValueError(
+                f"cannot reshape {x.shape} ({x.data.size} elements) into {shape}"
+            ) from None
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return g.reshape(ctx.in_shape)
+
+
+register("reshape", Reshape)
+
+
+class Transpose(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, axes: Shape) -> np.ndarray:
+        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+            raise ValueError(f"axes {axes} are not a permutation of {x.ndim} axes")
+        ctx.axes = axes
+        return x.data.transpose(axes)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return g.transpose(*np.argsort([a % g.ndim for a in ctx.axes]).tolist())
+
+
+register("transpose", Transpose)
+
+
+class Expand(Function):
+    """Broadcast to a larger shape; the gradient sums over the broadcast axes."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, shape: Shape) -> np.ndarray:
+        ctx.in_shape = x.shape
+        try:
+            return np.broadcast_to(x.data, shape)
+        except ValueError:
+            raise ValueError(f"cannot broadcast shape {x.shape} to {shape}") from None
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return unbroadcast(g, ctx.in_shape)
+
+
+register("expand", Expand)
+
+
+def _is_basic_index(index: Any) -> bool:
+    """True when numpy indexing with `index` is a view (no element repeated)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, int | slice | np.integer) for p in parts)
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, index: Any) -> np.ndarray:
+        ctx.index, ctx.in_shape = index, x.shape
+        return np.asarray(x.data[index])
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return ScatterAdd.apply(g, index=ctx.index, shape=ctx.in_shape)
+
+
+register("getitem", GetItem)
+
+
+class ScatterAdd(Function):
+    """zeros(shape) with `x` added at `index`; repeated indices accumulate.
+
+    It is the backward of GetItem, and GetItem is its backward.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, index: Any, shape: Shape) -> np.ndarray:
+        ctx.index = index
+        out = np.zeros(shape, dtype=x.data.dtype)
+        if _is_basic_index(index):
+            out[index] = x.data
+        else:
+            np.add.at(out, index, x.data)
+        return out
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return GetItem.apply(g, index=ctx.index)
+
+
+register("scatter_add", ScatterAdd)
+
+
+# ---------------------------------------------------------------- matmul
+
+
+class MatMul(Function):
+    """numpy's matmul: 1-D operands are promoted to matrices, batch axes broadcast."""
+
+    @staticmethod
+    def forward(ctx: Context, a: Tensor, b: Tensor) -> np.ndarray:
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul needs operands with at least 1 dimension, got {a.shape} and {b.shape}")
+        k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if k_a != k_b:
+            raise ValueError(
+                f"cannot multiply {a.shape} by {b.shape}: inner dimensions {k_a} and {k_b} differ"
+            )
+        ctx.save_for_backward(a, b)
+        return np.asarray(a.data @ b.data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        a, b = ctx.saved_tensors
+        # Promote 1-D operands the way the forward did, so one rule covers all cases.
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = g2.reshape(*g2.shape[:-1], 1, g2.shape[-1]) if b.ndim > 1 else g2.reshape(1, 1)
+        if b.ndim == 1:
+            g2 = g2.reshape(*g2.shape, 1) if a.ndim > 1 else g2
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+        if ctx.needs_input_grad[1]:
+            gb = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+register("matmul", MatMul)
+
+
+def where(condition: Any, x: Any, y: Any) -> Tensor:
+    """Elementwise choice: x where condition is true, else y (condition not differentiated)."""
+    cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition, dtype=bool))
+    if cond.data.dtype != np.bool_:
+        cond = Tensor._wrap(cond.data.astype(bool), False, None)
+    like = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else Tensor(x)
+    return Where.apply(cond, like._operand(x), like._operand(y))

@@ -1,0 +1,1 @@
+"""Testing helpers: hypothesis strategies (`tinygrad_bn.testing.strategies`)."""
