@@ -1,15 +1,44 @@
-"""The `tinygrad-bn` command line: demo | graph | check | sweep | bench."""
+"""The `tinygrad-bn` command line: demo | graph | check | sweep | bench.
+
+Each subcommand lives in its own module under `tinygrad_bn/commands/` with
+`add_parser(subparsers)` and `run(args) -> int`. Errors the user can act on are
+printed as one line (`tinygrad-bn: error: ...`), not as a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+# name -> module under tinygrad_bn.commands; listed explicitly, in help order.
+COMMANDS = ("demo", "graph", "check", "sweep", "bench")
+
+
+class CommandError(Exception):
+    """An error to report to the user as one line, without a traceback."""
+
+
+def _available_commands() -> list:
+    modules = []
+    for name in COMMANDS:
+        try:
+            modules.append(importlib.import_module(f"tinygrad_bn.commands.{name}"))
+        except ModuleNotFoundError as err:
+            if err.name != f"tinygrad_bn.commands.{name}":
+                raise
+    return modules
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinygrad-bn", description=__doc__)
+    """The argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tinygrad-bn",
+        description="tinygrad_bn: autodiff over numpy, BatchNorm composed vs fused.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("demo", help="BatchNorm composed vs fused on real digits, graphs, the init sweep")
+    for module in _available_commands():
+        module.add_parser(sub)
     return parser
 
 
@@ -20,10 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command == "demo":
-        print("tinygrad_bn: the demo arrives with the experiments; the engine is installed.")
-        return 0
-    return 0
+    try:
+        return int(args.run(args) or 0)
+    except (CommandError, FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"tinygrad-bn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tinygrad-bn: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Subcommands of the `tinygrad-bn` command line, one module each."""
