@@ -155,6 +155,7 @@ class Function:
     """
 
     name = "function"
+    fused = False  # True for hand-derived kernels in tinygrad_bn/kernels (drawn differently)
 
     @staticmethod
     def forward(ctx: Context, *inputs: Tensor, **kwargs: Any) -> np.ndarray:
