@@ -17,17 +17,24 @@ from tinygrad_bn.ops import Tensor, where
 Axis = int | Sequence[int] | None
 
 
-def _count(shape: tuple[int, ...], axis: Axis) -> int:
-    """How many elements a reduction over `axis` combines."""
+def _count(shape: tuple[int, ...], axis: Axis, op: str = "reduce") -> int:
+    """How many elements a reduction over `axis` combines (`op` names the caller in errors)."""
     if axis is None:
         return int(np.prod(shape, dtype=np.int64))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    ndim = len(shape)
+    for a in axes:
+        # A 0-d tensor accepts axis 0 / -1, as Sum does.
+        if not isinstance(a, int | np.integer) or not -max(ndim, 1) <= a < max(ndim, 1):
+            raise ValueError(f"{op}: axis {axis!r} is out of range for a {ndim}-d tensor")
+    if ndim == 0:
+        return 1
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))
 
 
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean: sum times 1/n."""
-    n = _count(x.shape, axis)
+    n = _count(x.shape, axis, "mean")
     if n == 0:
         raise ValueError(f"mean: cannot average over an empty axis of a tensor of shape {x.shape}")
     return x.sum(axis=axis, keepdims=keepdims) * (1.0 / n)
@@ -35,7 +42,7 @@ def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def var(x: Tensor, axis: Axis = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     """Variance, two-pass (centre first, then square): no E[x^2] - E[x]^2 cancellation."""
-    n = _count(x.shape, axis)
+    n = _count(x.shape, axis, "var")
     if n - ddof <= 0:
         raise ValueError(f"var: need more than ddof={ddof} values, got {n} (shape {x.shape})")
     centred = x - mean(x, axis=axis, keepdims=True)
@@ -148,3 +155,8 @@ __all__ = [
     "abs", "cross_entropy", "dropout", "linear", "log_softmax", "logsumexp", "mean",
     "mse_loss", "relu", "sigmoid", "softmax", "var", "where",
 ]
+
+# The norm layers are composites too (plus their fused twins); they live in their own module.
+from tinygrad_bn.functional_norm import batch_norm, layer_norm  # noqa: E402
+
+__all__ += ["batch_norm", "layer_norm"]

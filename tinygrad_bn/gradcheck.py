@@ -21,6 +21,12 @@ from tinygrad_bn.nn.module import Module
 from tinygrad_bn.tensor import Tensor
 
 
+# Cotangents come from their own random stream, (seed, _STREAM): drawn from plain
+# default_rng(0) they would equal a user's inputs drawn with the same seed, and a
+# cotangent parallel to a normalised output hides exactly the bugs we look for.
+_STREAM = 0x7B_A7C4
+
+
 class GradcheckError(AssertionError):
     """Analytic and numerical gradients disagree."""
 
@@ -188,6 +194,7 @@ def gradcheck(
     n_directions: int = 4,
     seed: int = 0,
     restore: Any = None,
+    params: Sequence[Tensor] | None = None,
     raise_exception: bool = True,
 ) -> GradcheckReport:
     """Compare autograd's gradient of fn(*inputs) with central differences.
@@ -200,6 +207,8 @@ def gradcheck(
     gradient is compared with the float64 one, reporting the error in ULPs.
     `restore` names state (Modules, arrays, bn_param dicts) that is snapshotted
     and restored around every evaluation; fn itself is included when a Module.
+    `params` are tensors fn uses internally that are checked too (reported after
+    the inputs); they default to fn's parameters when fn is a Module.
     """
     if mode not in ("full", "directional"):
         raise ValueError(f"gradcheck: mode must be 'full' or 'directional', got {mode!r}")
@@ -208,7 +217,10 @@ def gradcheck(
         if not isinstance(x, Tensor):
             raise TypeError(f"gradcheck: inputs[{i}] must be a Tensor, got {type(x).__name__}")
     checked = [i for i, x in enumerate(inputs) if x.requires_grad]
-    if not checked:
+    if params is None:
+        params = fn.parameters() if isinstance(fn, Module) else []
+    params = [p for p in params if p.requires_grad and all(p is not x for x in inputs)]
+    if not checked and not params:
         raise ValueError("gradcheck: no input has requires_grad=True, nothing to check")
     state = _state_arrays(restore) + (_state_arrays(fn) if isinstance(fn, Module) else [])
     snapshot = _Snapshot(state)
@@ -219,15 +231,16 @@ def gradcheck(
                 if x.dtype == np.float32 else x for x in inputs]
         report = gradcheck(fn, wide, eps=eps, atol=atol, rtol=rtol, mode=mode,
                            n_directions=n_directions, seed=seed, restore=restore,
-                           raise_exception=raise_exception)
+                           params=params, raise_exception=raise_exception)
         return _check_float32_against_float64(fn, inputs, wide, low, snapshot, seed, report,
                                               atol, rtol, raise_exception)
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng((seed, _STREAM))
     outputs = _as_outputs(fn(*inputs))
     snapshot.restore()
     cotangents = [rng.standard_normal(o.shape).astype(o.dtype) for o in outputs]
-    analytic = autograd_grad(outputs, [inputs[i] for i in checked], cotangents, allow_unused=True)
+    targets = [(i, inputs[i]) for i in checked] + [(len(inputs) + k, p) for k, p in enumerate(params)]
+    analytic = autograd_grad(outputs, [t for _, t in targets], cotangents, allow_unused=True)
 
     def projected() -> float:
         with no_grad():
@@ -236,8 +249,7 @@ def gradcheck(
         return float(sum(np.sum(o.data.astype(np.float64) * v) for o, v in zip(outs, cotangents)))
 
     report = GradcheckReport(mode=mode)
-    for i, g in zip(checked, analytic):
-        x = inputs[i]
+    for (i, x), g in zip(targets, analytic):
         a = np.zeros(x.shape) if g is None else g.data.astype(np.float64)
         if mode == "full":
             numeric = numerical_gradient(lambda _: projected(), x.data, eps)
@@ -277,7 +289,7 @@ def _check_float32_against_float64(
     raise_exception: bool,
 ) -> GradcheckReport:
     """The float32 gradient vs the (numerically verified) float64 one, in ULPs."""
-    rng = np.random.default_rng(seed + 1)
+    rng = np.random.default_rng((seed + 1, _STREAM))
     out32 = _as_outputs(fn(*inputs))
     snapshot.restore()
     out64 = _as_outputs(fn(*wide))
@@ -322,7 +334,7 @@ def gradgradcheck(
         raise ValueError("gradgradcheck: no input has requires_grad=True, nothing to check")
     state = _state_arrays(restore) + (_state_arrays(fn) if isinstance(fn, Module) else [])
     snapshot = _Snapshot(state)
-    rng = np.random.default_rng(seed + 17)
+    rng = np.random.default_rng((seed + 17, _STREAM))
     probe = _as_outputs(fn(*inputs))
     snapshot.restore()
     cotangents = [rng.standard_normal(o.shape).astype(o.dtype) for o in probe]
@@ -347,3 +359,175 @@ def gradgradcheck(
     return gradcheck(first_derivative, inputs, eps=eps, atol=atol, rtol=rtol, mode=mode,
                      n_directions=n_directions, seed=seed, restore=restore,
                      raise_exception=raise_exception)
+
+
+# ---------------------------------------------------------------- fused vs composed
+
+# Agreement demanded by default, relative to each quantity's largest magnitude.
+# float64: both sides are exact formulas evaluated in a different order; ~1e-14
+# is typical, 1e-10 leaves room for cancellation in dx. float32: each side
+# rounds ~10 ops at 6e-8 each and reductions add ~sqrt(n) more; with the
+# cancellation in dx (g minus its projections) 1e-4 of the scale is a safe
+# bound that still catches any formula error (those are O(1) of the scale).
+FUSED_RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
+# An absolute floor for quantities that are pure rounding noise (e.g. the output
+# of a zero-variance channel, ~1e-16 on both sides but of random sign).
+FUSED_ATOL = {np.dtype(np.float64): 1e-13, np.dtype(np.float32): 1e-5}
+
+
+@dataclass
+class FusedCheckReport:
+    """Max absolute and scale-relative errors per compared quantity."""
+
+    rows: list[tuple[str, float, float, bool]] = field(default_factory=list)
+    rtol: float = 0.0
+    atol: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(ok for *_, ok in self.rows)
+
+    def errors(self) -> dict[str, tuple[float, float]]:
+        """{quantity: (max abs err, max rel err)}."""
+        return {name: (a, r) for name, a, r, _ in self.rows}
+
+    def add(self, name: str, a: np.ndarray, b: np.ndarray) -> None:
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            self.rows.append((f"{name} (shape {a.shape} vs {b.shape})", np.inf, np.inf, False))
+            return
+        abs_err = float(np.max(np.abs(a - b))) if a.size else 0.0
+        scale = max(float(np.max(np.abs(b))) if b.size else 0.0, float(np.max(np.abs(a))) if a.size else 0.0)
+        rel_err = abs_err / scale if scale > 0 else abs_err
+        self.rows.append((name, abs_err, rel_err, rel_err <= self.rtol or abs_err <= self.atol))
+
+    def __str__(self) -> str:
+        lines = [f"{'quantity':<28} {'max abs err':>12} {'max rel err':>12}  "
+                 f"ok (rtol {self.rtol:g} or atol {self.atol:g})"]
+        lines += [f"{n:<28} {a:>12.3e} {r:>12.3e}  {'yes' if ok else 'NO'}" for n, a, r, ok in self.rows]
+        return "\n".join(lines)
+
+
+def _state_items(state: Any) -> list[tuple[str, np.ndarray]]:
+    if isinstance(state, Module):
+        return [(name, t.data) for name, t in state.named_buffers()]
+    if isinstance(state, dict):
+        return [(k, v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in state.items()]
+    return [(str(i), v.data if isinstance(v, Tensor) else np.asarray(v)) for i, v in enumerate(state)]
+
+
+def _copy_input(x: Any) -> Any:
+    if isinstance(x, Tensor):
+        return Tensor(x.data.copy(), requires_grad=x.requires_grad)
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        return Tensor(x.copy(), requires_grad=True)
+    return x
+
+
+def check_fused(
+    composed: Callable[..., Any],
+    fused: Callable[..., Any],
+    inputs: Any,
+    *,
+    state: tuple[Any, Any] | None = None,
+    steps: int = 1,
+    double_backward: bool = True,
+    rtol: float | None = None,
+    atol: float | None = None,
+    seed: int = 0,
+    raise_exception: bool = True,
+) -> FusedCheckReport:
+    """Check a fused kernel against its composed twin: outputs, gradients, double backward, state.
+
+    `inputs` is a list of arguments passed to both callables (each side gets its
+    own copies; float arrays become Tensors that require grad; other values such
+    as eps pass through), or a hypothesis strategy drawing such lists, in which
+    case every drawn example is checked (one call = one property test).
+    Gradients are taken for a random cotangent, and double backward for a random
+    projection of the gradients. `state=(composed_state, fused_state)` (Modules,
+    dicts or lists of arrays; defaults to the callables when they are Modules)
+    is compared after `steps` calls, e.g. running statistics. A quantity passes
+    when its max error relative to its largest magnitude is <= rtol, or its max
+    absolute error is <= atol (defaults per dtype: FUSED_RTOL, FUSED_ATOL).
+    """
+    from hypothesis import given
+    from hypothesis.strategies import SearchStrategy
+
+    if state is None and isinstance(composed, Module) and isinstance(fused, Module):
+        state = (composed, fused)
+    if isinstance(inputs, SearchStrategy):
+        snapshots = [_Snapshot([a for _, a in _state_items(s)]) for s in (state or ())]
+        reports: list[FusedCheckReport] = []
+
+        @given(inputs)
+        def property_test(example: Any) -> None:
+            for snap in snapshots:
+                snap.restore()
+            reports.append(check_fused(composed, fused, example, state=state, steps=steps,
+                                       double_backward=double_backward, rtol=rtol, atol=atol, seed=seed,
+                                       raise_exception=True))
+
+        property_test()
+        for snap in snapshots:
+            snap.restore()
+        return reports[-1]
+
+    args = list(inputs)
+    sides = [[_copy_input(a) for a in args] for _ in range(2)]
+    dtypes = [a.dtype for a in sides[0] if isinstance(a, Tensor) and a.dtype.kind == "f"]
+    if not dtypes:
+        raise ValueError("check_fused: inputs hold no float Tensor or array to differentiate")
+    worst_dtype = min(dtypes, key=lambda d: d.itemsize)
+    report = FusedCheckReport(
+        rtol=FUSED_RTOL.get(np.dtype(worst_dtype), 1e-4) if rtol is None else rtol,
+        atol=FUSED_ATOL.get(np.dtype(worst_dtype), 1e-5) if atol is None else atol,
+    )
+    rng = np.random.default_rng((seed, _STREAM))
+
+    outs = [_as_outputs(fn(*side)) for fn, side in zip((composed, fused), sides)]
+    for k, (oc, of) in enumerate(zip(*outs)):
+        report.add(f"output[{k}]", oc.data, of.data)
+    diff = [i for i, a in enumerate(sides[0]) if isinstance(a, Tensor) and a.requires_grad]
+    # Random cotangent: an all-ones one would make normalised layers' dx vanish.
+    cot = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs[0]]
+    grads = [
+        autograd_grad(o, [side[i] for i in diff], [c.astype(x.dtype) for c, x in zip(cot, o)],
+                      create_graph=double_backward, allow_unused=True)
+        for o, side in zip(outs, sides)
+    ]
+    for i, gc, gf in zip(diff, *grads):
+        report.add(f"grad[input {i}]", _grad_or_zeros(gc, sides[0][i]), _grad_or_zeros(gf, sides[1][i]))
+
+    if double_backward:
+        proj = [rng.standard_normal(sides[0][i].shape) for i in diff]
+        second = []
+        for side, g in zip(sides, grads):
+            terms = [(gi * Tensor(p.astype(gi.dtype))).sum() for gi, p in zip(g, proj)
+                     if gi is not None and gi.requires_grad]
+            if not terms:
+                second.append([None] * len(diff))
+                continue
+            total = terms[0]
+            for t in terms[1:]:
+                total = total + t
+            second.append(list(autograd_grad(total, [side[i] for i in diff], allow_unused=True)))
+        for i, hc, hf in zip(diff, *second):
+            report.add(f"gradgrad[input {i}]", _grad_or_zeros(hc, sides[0][i]),
+                       _grad_or_zeros(hf, sides[1][i]))
+
+    if state is not None:
+        for _ in range(steps - 1):
+            for fn, side in zip((composed, fused), sides):
+                with no_grad():
+                    fn(*side)
+        for (name, a), (_, b) in zip(_state_items(state[0]), _state_items(state[1])):
+            report.add(f"state[{name}]", a, b)
+
+    if raise_exception and not report.passed:
+        raise GradcheckError(f"check_fused: fused and composed disagree\n{report}")
+    return report
+
+
+def _grad_or_zeros(g: Tensor | None, like: Tensor) -> np.ndarray:
+    return np.zeros(like.shape) if g is None else g.data

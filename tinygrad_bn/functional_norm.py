@@ -1,0 +1,215 @@
+"""Normalisation layers, each composed from primitives *and* as a fused kernel.
+
+`impl="composed"` records every step as a primitive op, so autograd derives the
+backward node by node (CS231n's `batchnorm_backward`); `impl="fused"` runs one
+kernel from `tinygrad_bn/kernels` with the closed-form backward
+(`batchnorm_backward_alt`). `FUSED_PAIRS` lists the twins for the tests.
+
+Conventions (PyTorch's): statistics over every axis but axis 1; the *biased*
+batch variance normalises; running_var is updated with the *unbiased* one;
+`running = (1 - momentum) * running + momentum * batch`, and momentum=None
+means a cumulative average over the batches seen so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tinygrad_bn.autograd import Function
+from tinygrad_bn.kernels import BatchNormFused, LayerNormFused
+from tinygrad_bn.tensor import DIFFERENTIABLE_DTYPES, Tensor
+
+IMPLS = ("composed", "fused")
+
+
+def _check_impl(op: str, impl: str) -> None:
+    if impl not in IMPLS:
+        raise ValueError(f"{op}: impl must be 'composed' or 'fused', got {impl!r}")
+
+
+def _check_param(op: str, arg: str, t: Any, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}: {arg} must be a Tensor or None, got {type(t).__name__}")
+    if t.shape != shape:
+        raise ValueError(f"{op}: {arg} has shape {t.shape}, expected {shape} (one value per channel)")
+    if t.dtype != dtype:
+        raise TypeError(f"{op}: {arg} has dtype {t.dtype} but input has dtype {dtype}; they must match")
+
+
+def _check_input(op: str, x: Any, min_ndim: int) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(x).__name__}")
+    if x.ndim < min_ndim:
+        raise ValueError(f"{op}: expected input with at least {min_ndim} dims, got shape {x.shape}")
+    if x.dtype not in DIFFERENTIABLE_DTYPES:
+        raise TypeError(f"{op}: input must be float32 or float64, got dtype {x.dtype}")
+
+
+# ---------------------------------------------------------------- batch norm
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float | None = 0.1,
+    eps: float = 1e-5,
+    impl: str = "fused",
+    num_batches_tracked: Tensor | None = None,
+) -> Tensor:
+    """Batch normalisation of (N, C), (N, C, L) or (N, C, H, W) input, PyTorch semantics.
+
+    In training, normalises with batch statistics and, when running stats are
+    given, updates them in place. Otherwise normalises with the running stats.
+    `momentum=None` needs `num_batches_tracked` (already counting this batch).
+    """
+    op = "batch_norm"
+    _check_impl(op, impl)
+    _check_input(op, input, 2)
+    channels = input.shape[1]
+    for arg, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                   ("running_var", running_var)):
+        _check_param(op, arg, t, (channels,), input.dtype)
+    if eps <= 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: pass both running_mean and running_var, or neither")
+    shape = (1, channels) + (1,) * (input.ndim - 2)
+
+    if not training:
+        if running_mean is None:
+            raise ValueError(f"{op}: evaluation mode (training=False) needs running_mean and running_var")
+        # Fixed statistics make the layer an affine map: the same ops for both impls.
+        inv_std = (running_var.detach() + eps) ** -0.5
+        xhat = (input - running_mean.detach().reshape(*shape)) * inv_std.reshape(*shape)
+        return _affine(xhat, weight, bias, shape)
+
+    count = input.size // channels if channels else 0
+    if count <= 1:
+        raise ValueError(
+            f"{op}: expected more than 1 value per channel when training, got input of shape {input.shape}"
+        )
+    stats: dict[str, Any] = {}
+    if impl == "fused":
+        w = weight if weight is not None else Tensor(np.ones(channels, input.dtype))
+        b = bias if bias is not None else Tensor(np.zeros(channels, input.dtype))
+        out = BatchNormFused.apply(input, w, b, eps=eps, stats=stats)
+    else:
+        out = _batch_norm_composed(input, weight, bias, eps, shape, stats)
+    if running_mean is not None:
+        _update_running(running_mean, running_var, stats, momentum, num_batches_tracked)
+    return out
+
+
+def _batch_norm_composed(
+    x: Tensor, weight: Tensor | None, bias: Tensor | None, eps: float, shape: tuple, stats: dict
+) -> Tensor:
+    """Batch norm from primitives: every step is a node of the graph."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    count = x.size // x.shape[1]
+    mean = x.sum(axis=axes, keepdims=True) * (1.0 / count)
+    centred = x - mean
+    var = (centred * centred).sum(axis=axes, keepdims=True) * (1.0 / count)
+    inv_std = (var + eps) ** -0.5
+    xhat = centred * inv_std
+    stats["mean"], stats["var"], stats["count"] = mean.data.reshape(-1), var.data.reshape(-1), count
+    return _affine(xhat, weight, bias, shape)
+
+
+def _affine(xhat: Tensor, weight: Tensor | None, bias: Tensor | None, shape: tuple) -> Tensor:
+    out = xhat if weight is None else xhat * weight.reshape(*shape)
+    return out if bias is None else out + bias.reshape(*shape)
+
+
+def _update_running(
+    running_mean: Tensor, running_var: Tensor, stats: dict, momentum: float | None,
+    num_batches_tracked: Tensor | None,
+) -> None:
+    """running = (1 - f) * running + f * batch, with the unbiased batch variance."""
+    if momentum is None:
+        if num_batches_tracked is None or int(num_batches_tracked.item()) < 1:
+            raise ValueError(
+                "batch_norm: momentum=None (cumulative average) needs num_batches_tracked >= 1"
+            )
+        factor = 1.0 / int(num_batches_tracked.item())
+    else:
+        factor = float(momentum)
+    count = stats["count"]
+    unbiased = stats["var"] * (count / (count - 1))
+    for running, batch in ((running_mean, stats["mean"]), (running_var, unbiased)):
+        running.data *= 1.0 - factor
+        running.data += factor * batch
+
+
+# ---------------------------------------------------------------- layer norm
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+    impl: str = "fused",
+) -> Tensor:
+    """Normalise over the trailing `normalized_shape` axes of each example (PyTorch semantics)."""
+    op = "layer_norm"
+    _check_impl(op, impl)
+    norm_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    _check_input(op, input, max(1, len(norm_shape)))
+    if input.shape[input.ndim - len(norm_shape):] != norm_shape:
+        raise ValueError(
+            f"{op}: input of shape {input.shape} does not end with normalized_shape {norm_shape}"
+        )
+    _check_param(op, "weight", weight, norm_shape, input.dtype)
+    _check_param(op, "bias", bias, norm_shape, input.dtype)
+    if eps <= 0:
+        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    k = len(norm_shape)
+    if impl == "fused":
+        w = weight if weight is not None else Tensor(np.ones(norm_shape, input.dtype))
+        b = bias if bias is not None else Tensor(np.zeros(norm_shape, input.dtype))
+        return LayerNormFused.apply(input, w, b, k=k, eps=eps)
+    axes = tuple(range(input.ndim - k, input.ndim))
+    count = int(np.prod(norm_shape, dtype=np.int64))
+    centred = input - input.sum(axis=axes, keepdims=True) * (1.0 / count)
+    var = (centred * centred).sum(axis=axes, keepdims=True) * (1.0 / count)
+    xhat = centred * (var + eps) ** -0.5
+    out = xhat if weight is None else xhat * weight
+    return out if bias is None else out + bias
+
+
+# ---------------------------------------------------------------- the registry of twins
+
+
+@dataclass(frozen=True)
+class FusedPair:
+    """A fused kernel and its composed twin, both called as fn(x, weight, bias, eps)."""
+
+    name: str
+    kernel: type[Function]
+    composed: Callable[..., Tensor]
+    fused: Callable[..., Tensor]
+
+
+def _bn(impl: str) -> Callable[..., Tensor]:
+    return lambda x, w, b, eps: batch_norm(x, None, None, w, b, training=True, eps=eps, impl=impl)
+
+
+def _ln(impl: str) -> Callable[..., Tensor]:
+    return lambda x, w, b, eps: layer_norm(x, w.shape, w, b, eps=eps, impl=impl)
+
+
+FUSED_PAIRS: dict[str, FusedPair] = {
+    "batch_norm": FusedPair("batch_norm", BatchNormFused, _bn("composed"), _bn("fused")),
+    "layer_norm": FusedPair("layer_norm", LayerNormFused, _ln("composed"), _ln("fused")),
+}

@@ -1,0 +1,87 @@
+"""LayerNormFused: layer normalisation as one op with a closed-form backward.
+
+Statistics are taken per row over the trailing `k` axes (the normalised shape,
+of size m); gamma and beta have the normalised shape. With xhat = (x - mu) * r
+and r = 1 / sqrt(var + eps) per row, and dxhat = g * gamma:
+
+    dbeta   = sum over rows of g
+    dgamma  = sum over rows of g * xhat
+    dx      = r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))   (means per row)
+
+It is BatchNorm's formula with the roles of the axes swapped; gamma now varies
+along the normalised axes, so it stays inside the projection as dxhat.
+Double backward works as in BatchNormFused: with create_graph=True the formula
+is evaluated with Tensor ops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_bn.autograd import Context, Function, is_grad_enabled
+from tinygrad_bn.tensor import Tensor
+
+
+class LayerNormFused(Function):
+    """Layer norm over the trailing `k` axes of x, in one op."""
+
+    fused = True
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, weight: Tensor, bias: Tensor, k: int, eps: float) -> np.ndarray:
+        xd = x.data
+        m = int(np.prod(xd.shape[xd.ndim - k:], dtype=np.int64))
+        rows = xd.reshape(-1, m)
+        mean = rows.mean(axis=1, keepdims=True)
+        xc = rows - mean
+        var = np.einsum("rm,rm->r", xc, xc)[:, None] / xd.dtype.type(m)
+        inv_std = (1.0 / np.sqrt(var + xd.dtype.type(eps))).astype(xd.dtype, copy=False)
+        xhat = np.multiply(xc, inv_std, out=xc)
+        out = xhat * weight.data.reshape(1, m)
+        out += bias.data.reshape(1, m)
+        ctx.save_for_backward(x, weight, xhat, inv_std)
+        ctx.k, ctx.eps, ctx.m = k, eps, m
+        return out.reshape(xd.shape)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x, weight, xhat, inv_std = ctx.saved_tensors
+        if is_grad_enabled():
+            return _backward_differentiable(ctx, g, x, weight)
+        m = ctx.m
+        gd = g.data.reshape(-1, m)
+        xh = xhat.data
+        dbeta = gd.sum(axis=0).reshape(weight.shape)
+        dgamma = np.einsum("rm,rm->m", gd, xh).reshape(weight.shape)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dxhat = gd * weight.data.reshape(1, m)
+            mean_dxhat = dxhat.mean(axis=1, keepdims=True)
+            mean_proj = np.einsum("rm,rm->r", dxhat, xh)[:, None] / g.dtype.type(m)
+            dxhat -= mean_dxhat
+            dxhat -= xh * mean_proj
+            dxhat *= inv_std.data
+            dx = dxhat.reshape(x.shape)
+        return dx, dgamma, dbeta
+
+
+LayerNormFused.name = "layer_norm_fused"
+
+
+def _backward_differentiable(ctx: Context, g: Tensor, x: Tensor, weight: Tensor) -> tuple:
+    """The closed-form backward with Tensor ops, so create_graph=True can differentiate it."""
+    axes = tuple(range(x.ndim - ctx.k, x.ndim))
+    batch_axes = tuple(range(x.ndim - ctx.k))
+    inv_m = 1.0 / ctx.m
+    xc = x - x.sum(axis=axes, keepdims=True) * inv_m
+    r = ((xc * xc).sum(axis=axes, keepdims=True) * inv_m + ctx.eps) ** -0.5
+    xhat = xc * r
+    dxhat = g * weight
+    dx = r * (
+        dxhat
+        - dxhat.sum(axis=axes, keepdims=True) * inv_m
+        - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True) * inv_m
+    )
+    dgamma = (g * xhat).sum(axis=batch_axes) if batch_axes else g * xhat
+    dbeta = g.sum(axis=batch_axes) if batch_axes else g
+    return dx, dgamma, dbeta

@@ -1,0 +1,123 @@
+"""Stateful normalisation layers; the maths they call is in functional_norm.py.
+
+BatchNorm keeps PyTorch's conventions: `momentum` is the fraction of the batch
+statistic mixed into the running one (None = cumulative average), and
+running_var tracks the *unbiased* batch variance while the biased one
+normalises. (CS231n's `bn_param` and the DLfS layer differ: see compat.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_bn.functional_norm import _check_impl, batch_norm, layer_norm
+from tinygrad_bn.nn.module import Module, Parameter
+from tinygrad_bn.tensor import Tensor
+
+
+class _BatchNorm(Module):
+    """Shared body of BatchNorm1d and BatchNorm2d; subclasses fix the accepted ranks."""
+
+    ranks: tuple[int, ...] = ()
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        impl: str = "fused",
+        dtype: Any = np.float32,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        if not isinstance(num_features, int | np.integer) or num_features <= 0:
+            raise ValueError(f"{name}: num_features must be a positive int, got {num_features!r}")
+        if eps <= 0:
+            raise ValueError(f"{name}: eps must be positive, got {eps}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
+        _check_impl(name, impl)
+        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.affine, self.track_running_stats, self.impl = affine, track_running_stats, impl
+        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype))
+            self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches seen."""
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, Tensor) and x.ndim not in self.ranks:
+            raise ValueError(
+                f"{type(self).__name__}: expected input with {' or '.join(map(str, self.ranks))} dims, "
+                f"got shape {x.shape}"
+            )
+        # Without running statistics the layer always normalises with the batch's own.
+        use_batch_stats = self.training or not self.track_running_stats
+        update = self.training and self.track_running_stats
+        if update:
+            self.num_batches_tracked.data += 1
+        return batch_norm(
+            x,
+            self.running_mean if update or not self.training else None,
+            self.running_var if update or not self.training else None,
+            self.weight, self.bias, training=use_batch_stats, momentum=self.momentum,
+            eps=self.eps, impl=self.impl, num_batches_tracked=self.num_batches_tracked,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}, impl={self.impl!r}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over (N, C) or (N, C, L) input, one statistic per channel C."""
+
+    ranks = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over (N, C, H, W) input, one statistic per channel C."""
+
+    ranks = (4,)
+
+
+class LayerNorm(Module):
+    """Layer norm over the trailing `normalized_shape` axes of each example."""
+
+    def __init__(
+        self,
+        normalized_shape: int | Sequence[int],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        impl: str = "fused",
+        dtype: Any = np.float32,
+    ):
+        super().__init__()
+        _check_impl("LayerNorm", impl)
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        if not shape or any(s <= 0 for s in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}")
+        self.normalized_shape, self.eps, self.impl = shape, eps, impl
+        self.weight = Parameter(np.ones(shape, dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(shape, dtype)) if elementwise_affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, self.impl)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, impl={self.impl!r}"
