@@ -1,0 +1,127 @@
+"""BatchNorm forward+backward: composed vs fused vs PyTorch CPU vs a memory floor.
+
+    python benchmarks/bench_batchnorm.py [--quick] [--repeat N]
+    tinygrad-bn bench batchnorm
+
+Prints one row per case: the best time of a training-mode forward plus backward
+(gradients for x, gamma and beta) for each implementation, and ratios:
+fused / torch, fused / floor, composed / fused. The floor is the time of the
+minimum memory traffic a fwd+bwd needs — 6 full-array reads and 2 full-array
+writes of the input's size — measured in the same run. Each library is timed in
+its own block: numpy's and torch's worker threads spin after each call and slow
+each other down when interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from tinygrad_bn import Tensor
+from tinygrad_bn.functional import batch_norm
+
+CASES = [
+    ((100, 500), np.float64),
+    ((256, 1024), np.float32),
+    ((4096, 1024), np.float32),
+    ((64, 64, 32, 32), np.float32),
+]
+
+
+def best_time(fn: Callable[[], object], repeat: int, min_time: float = 0.2) -> float:
+    """The best of `repeat` timings, each averaged over enough calls to last ~min_time/repeat."""
+    fn()  # warm up: first-touch page faults, caches
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-6)
+    number = max(1, int(min_time / repeat / once))
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def ours(shape: tuple[int, ...], dtype: type, impl: str) -> Callable[[], object]:
+    """A closure running one fwd+bwd of our batch_norm."""
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal(shape).astype(dtype), requires_grad=True)
+    w = Tensor(np.ones(shape[1], dtype), requires_grad=True)
+    b = Tensor(np.zeros(shape[1], dtype), requires_grad=True)
+    g = rng.standard_normal(shape).astype(dtype)
+
+    def step() -> None:
+        x.grad = w.grad = b.grad = None
+        batch_norm(x, None, None, w, b, training=True, impl=impl).backward(g)
+
+    return step
+
+
+def torch_step(shape: tuple[int, ...], dtype: type) -> Callable[[], object] | None:
+    """The same fwd+bwd with torch.nn.functional.batch_norm, or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    tdtype = torch.float64 if dtype == np.float64 else torch.float32
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.standard_normal(shape), dtype=tdtype, requires_grad=True)
+    w = torch.ones(shape[1], dtype=tdtype, requires_grad=True)
+    b = torch.zeros(shape[1], dtype=tdtype, requires_grad=True)
+    g = torch.tensor(rng.standard_normal(shape), dtype=tdtype)
+
+    def step() -> None:
+        x.grad = w.grad = b.grad = None
+        torch.nn.functional.batch_norm(x, None, None, w, b, training=True).backward(g)
+
+    return step
+
+
+def floor_time(shape: tuple[int, ...], dtype: type, repeat: int) -> float:
+    """6 full-array reads + 2 full-array writes, each timed on its own."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    out = np.empty_like(x)
+    read = best_time(lambda: np.add.reduce(x, axis=None), repeat)
+    write = best_time(lambda: out.fill(1.0), repeat)
+    return 6 * read + 2 * write
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="only the two small cases, fewer repeats")
+    parser.add_argument("--repeat", type=int, default=7, help="timings per measurement (best is kept)")
+    args = parser.parse_args(argv)
+    cases = CASES[:2] if args.quick else CASES
+    repeat = 3 if args.quick else args.repeat
+
+    rows = []
+    for shape, dtype in cases:
+        composed = best_time(ours(shape, dtype, "composed"), repeat)
+        fused = best_time(ours(shape, dtype, "fused"), repeat)
+        floor = floor_time(shape, dtype, repeat)
+        rows.append([shape, dtype, composed, fused, floor])
+    # torch in its own block, after ours.
+    for row in rows:
+        step = torch_step(row[0], row[1])
+        row.append(best_time(step, repeat) if step else None)
+
+    print(f"{'shape':>18} {'dtype':>8} {'composed':>10} {'fused':>10} {'torch':>10} "
+          f"{'floor':>10} {'fused/torch':>12} {'fused/floor':>12} {'comp/fused':>11}")
+    for shape, dtype, composed, fused, floor, torch_t in rows:
+        t = f"{torch_t * 1e3:8.3f}ms" if torch_t else "       n/a"
+        ratio_t = f"{fused / torch_t:12.2f}" if torch_t else f"{'n/a':>12}"
+        print(f"{str(shape):>18} {np.dtype(dtype).name:>8} {composed * 1e3:8.3f}ms {fused * 1e3:8.3f}ms "
+              f"{t} {floor * 1e3:8.3f}ms {ratio_t} {fused / floor:12.2f} {composed / fused:11.2f}")
+    print("targets: fused/torch <= 2 on the (4096, 1024) and (64, 64, 32, 32) cases; "
+          "fused/floor <= 2.5; composed/fused <= 3")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
