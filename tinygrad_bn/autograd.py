@@ -106,23 +106,30 @@ def _user_site() -> str:
 class Context:
     """What one recorded op keeps for its backward: inputs, saved tensors, scope."""
 
+    # Class-level defaults: a Context is made for every op call, so __init__ only
+    # sets what always differs.
+    saved_tensors: tuple[Tensor, ...] | None = ()
+    needs_input_grad: tuple[bool, ...] = ()
+    scope: tuple = ()
+    released = False
+    out_grad: np.ndarray | None = None  # the last gradient that reached this node (for drawings)
+    site: str | None = None  # the user code that created the op (anomaly mode)
+    _out: np.ndarray | None = None
+
     def __init__(self, fn: type[Function], parents: tuple[Tensor, ...]):
         self.fn = fn
         self.parents = parents
-        self.saved_tensors: tuple[Tensor, ...] | None = ()
-        self.needs_input_grad: tuple[bool, ...] = ()
-        self.scope: tuple = ()
-        self.released = False
-        self.out_grad: np.ndarray | None = None  # last gradient seen here, for graph drawings
-        self.site: str | None = None  # user code that created the op (anomaly mode)
-        self._out: np.ndarray | None = None
 
     def save_for_backward(self, *tensors: Tensor | np.ndarray) -> None:
         """Keep tensors for backward; arrays are saved as constants (no gradient)."""
-        self.saved_tensors = tuple(
-            t if isinstance(t, Tensor) else Tensor._wrap(np.asarray(t), False, None)
-            for t in tensors
-        )
+        for t in tensors:
+            if not isinstance(t, Tensor):
+                tensors = tuple(
+                    t if isinstance(t, Tensor) else Tensor._wrap(np.asarray(t), False, None)
+                    for t in tensors
+                )
+                break
+        self.saved_tensors = tensors
 
     @property
     def output(self) -> Tensor:
@@ -178,15 +185,12 @@ class Function:
             raise AnomalyError(
                 f"{cls.name}: forward produced a non-finite value (inf or nan) at {_user_site()}"
             )
-        requires_grad = False
-        if _grad_enabled:
-            for t in inputs:
-                if t._rg:
-                    requires_grad = True
-                    break
-        if not requires_grad:
+        if not _grad_enabled:
             return Tensor._wrap(out, False, None)
-        ctx.needs_input_grad = tuple(t._rg for t in inputs)
+        needs = tuple([t._rg for t in inputs])
+        if True not in needs:
+            return Tensor._wrap(out, False, None)
+        ctx.needs_input_grad = needs
         ctx.scope = _scope
         ctx._out = out
         if _anomaly_enabled:
@@ -211,6 +215,19 @@ def _as_grad(value: Any, like: Tensor, ctx: Context, index: int) -> Tensor:
     return value
 
 
+def _checked_grads(node: Context, results: tuple) -> list[Tensor | None]:
+    """One gradient per input: None where not needed, else a Tensor of the input's shape/dtype."""
+    checked: list[Tensor | None] = []
+    for i, (r, parent, need) in enumerate(zip(results, node.parents, node.needs_input_grad)):
+        if r is None or not need:
+            checked.append(None)
+        elif type(r) is Tensor and r.data.shape == parent.data.shape and r.data.dtype == parent.data.dtype:
+            checked.append(r)  # the common case, checked inline
+        else:
+            checked.append(_as_grad(r, parent, node, i))
+    return checked
+
+
 def _check_finite(ctx: Context, grads: Sequence[Tensor | None]) -> None:
     for i, g in enumerate(grads):
         if g is not None and not np.isfinite(g.data).all():
@@ -218,6 +235,23 @@ def _check_finite(ctx: Context, grads: Sequence[Tensor | None]) -> None:
                 f"{ctx.fn.name}: backward produced a non-finite gradient for input {i}; "
                 f"the op was created at {ctx.site or '<unknown>'}"
             )
+
+
+def _call_backward(node: Context, g: Tensor) -> Any:
+    """Run one backward rule; in anomaly mode the ops inside it are not checked one by one.
+
+    A non-finite gradient is then reported by `_check_finite` against the op whose
+    rule produced it and the user line that created that op, rather than against
+    an op internal to the rule (the div inside sqrt's backward) and the backward() call.
+    """
+    global _anomaly_enabled
+    if not _anomaly_enabled:
+        return node.fn.backward(node, g)
+    _anomaly_enabled = False
+    try:
+        return node.fn.backward(node, g)
+    finally:
+        _anomaly_enabled = True
 
 
 def run_backward(
@@ -276,7 +310,6 @@ def run_backward(
         while ready:
             node = ready.pop()
             g = grads.pop(node, None)
-            results: Sequence[Any] = ()
             if g is not None:
                 if node.released:
                     raise RuntimeError(
@@ -287,34 +320,33 @@ def run_backward(
                 for i in capture_node.get(node, ()):
                     captured[i] = g
                 node.out_grad = g.data
-                results = node.fn.backward(node, g)
-                if not isinstance(results, tuple | list):
-                    results = (results,)
+                results = _call_backward(node, g)
+                if type(results) is not tuple:
+                    results = tuple(results) if isinstance(results, list) else (results,)
                 if len(results) != len(node.parents):
                     raise RuntimeError(
                         f"{node.fn.name}.backward returned {len(results)} gradients, "
                         f"expected {len(node.parents)} (one per input)"
                     )
-                results = [
-                    _as_grad(r, p, node, i) if r is not None and need else None
-                    for i, (r, p, need) in enumerate(
-                        zip(results, node.parents, node.needs_input_grad)
-                    )
-                ]
+                results = _checked_grads(node, results)
                 if _anomaly_enabled:
                     _check_finite(node, results)
                 if not retain_graph:
                     node.release()
-            for parent, pg in zip(node.parents, results or [None] * len(node.parents)):
+            else:
+                results = (None,) * len(node.parents)
+            for parent, pg in zip(node.parents, results):
                 pctx = parent._ctx
                 if pctx is None:
                     if pg is not None:
                         deliver_to_leaf(parent, pg)
                     continue
                 if pg is not None:
-                    grads[pctx] = grads[pctx] + pg if pctx in grads else pg
-                pending[pctx] -= 1
-                if pending[pctx] == 0:
+                    existing = grads.get(pctx)
+                    grads[pctx] = pg if existing is None else existing + pg
+                left = pending[pctx] - 1
+                pending[pctx] = left
+                if left == 0:
                     ready.append(pctx)
     return captured if capture is not None else None
 

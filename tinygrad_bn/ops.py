@@ -56,7 +56,9 @@ class Add(Function):
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
-        return unbroadcast(g, ctx.shapes[0]), unbroadcast(g, ctx.shapes[1])
+        need_x, need_y = ctx.needs_input_grad
+        return (unbroadcast(g, ctx.shapes[0]) if need_x else None,
+                unbroadcast(g, ctx.shapes[1]) if need_y else None)
 
 
 register("add", Add)
@@ -70,8 +72,9 @@ class Sub(Function):
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
+        gx = unbroadcast(g, ctx.shapes[0]) if ctx.needs_input_grad[0] else None
         gy = unbroadcast(-g, ctx.shapes[1]) if ctx.needs_input_grad[1] else None
-        return unbroadcast(g, ctx.shapes[0]), gy
+        return gx, gy
 
 
 register("sub", Sub)

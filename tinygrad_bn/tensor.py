@@ -181,7 +181,10 @@ class Tensor:
         """Turn a scalar/array operand into a constant tensor; scalars take our float dtype."""
         if isinstance(other, Tensor):
             return other
-        if isinstance(other, int | float | bool | np.generic) and not isinstance(other, np.ndarray):
+        if type(other) is float or type(other) is int:  # the common case, checked first
+            dtype = self.data.dtype if self.data.dtype.kind == "f" else DEFAULT_DTYPE
+            return Tensor._wrap(np.asarray(other, dtype=dtype), False, None)
+        if isinstance(other, int | float | bool | np.generic):
             dtype = self.data.dtype if self.data.dtype.kind == "f" else DEFAULT_DTYPE
             return Tensor._wrap(np.asarray(other, dtype=dtype), False, None)
         if isinstance(other, np.ndarray):
