@@ -1,0 +1,33 @@
+"""The command line: dispatch, --help, one-line errors, and `tinygrad-bn check`."""
+
+import pytest
+
+from tinygrad_bn.cli import COMMANDS, build_parser, main
+
+
+def test_every_available_subcommand_has_help(capsys):
+    parser = build_parser()
+    names = [a for a in parser._subparsers._group_actions[0].choices]
+    assert set(names) <= set(COMMANDS) and "check" in names
+    for name in names:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert "usage: tinygrad-bn" in capsys.readouterr().out
+
+
+def test_check_passes_for_every_kernel(capsys):
+    assert main(["check", "--shape", "5,3"]) == 0
+    out = capsys.readouterr().out
+    assert "batch_norm" in out and "layer_norm" in out and "all checks passed" in out
+
+
+def test_check_float32_reports_its_tolerance(capsys):
+    assert main(["check", "--kernel", "batch_norm", "--dtype", "float32", "--shape", "6,2,3"]) == 0
+    assert "rtol 0.0001" in capsys.readouterr().out
+
+
+def test_bad_argument_is_one_clear_line_not_a_traceback(capsys):
+    assert main(["check", "--shape", "8,x"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--shape must be comma-separated integers" in err
