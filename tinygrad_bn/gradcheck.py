@@ -488,33 +488,38 @@ def check_fused(
     outs = [_as_outputs(fn(*side)) for fn, side in zip((composed, fused), sides)]
     for k, (oc, of) in enumerate(zip(*outs)):
         report.add(f"output[{k}]", oc.data, of.data)
-    diff = [i for i, a in enumerate(sides[0]) if isinstance(a, Tensor) and a.requires_grad]
+    targets = [_grad_targets(fn, side) for fn, side in zip((composed, fused), sides)]
+    labels = [label for label, _ in targets[0]]
+    if labels != [label for label, _ in targets[1]]:
+        raise ValueError(
+            f"check_fused: the two sides differentiate different things: {labels} vs "
+            f"{[label for label, _ in targets[1]]} (Modules must have the same parameter names)"
+        )
     # Random cotangent: an all-ones one would make normalised layers' dx vanish.
     cot = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs[0]]
     grads = [
-        autograd_grad(o, [side[i] for i in diff], [c.astype(x.dtype) for c, x in zip(cot, o)],
+        autograd_grad(o, [t for _, t in tg], [c.astype(x.dtype) for c, x in zip(cot, o)],
                       create_graph=double_backward, allow_unused=True)
-        for o, side in zip(outs, sides)
+        for o, tg in zip(outs, targets)
     ]
-    for i, gc, gf in zip(diff, *grads):
-        report.add(f"grad[input {i}]", _grad_or_zeros(gc, sides[0][i]), _grad_or_zeros(gf, sides[1][i]))
+    for (label, tc), (_, tf), gc, gf in zip(*targets, *grads):
+        report.add(f"grad[{label}]", _grad_or_zeros(gc, tc), _grad_or_zeros(gf, tf))
 
     if double_backward:
-        proj = [rng.standard_normal(sides[0][i].shape) for i in diff]
+        proj = [rng.standard_normal(t.shape) for _, t in targets[0]]
         second = []
-        for side, g in zip(sides, grads):
+        for tg, g in zip(targets, grads):
             terms = [(gi * Tensor(p.astype(gi.dtype))).sum() for gi, p in zip(g, proj)
                      if gi is not None and gi.requires_grad]
             if not terms:
-                second.append([None] * len(diff))
+                second.append([None] * len(tg))
                 continue
             total = terms[0]
             for t in terms[1:]:
                 total = total + t
-            second.append(list(autograd_grad(total, [side[i] for i in diff], allow_unused=True)))
-        for i, hc, hf in zip(diff, *second):
-            report.add(f"gradgrad[input {i}]", _grad_or_zeros(hc, sides[0][i]),
-                       _grad_or_zeros(hf, sides[1][i]))
+            second.append(list(autograd_grad(total, [t for _, t in tg], allow_unused=True)))
+        for (label, tc), (_, tf), hc, hf in zip(*targets, *second):
+            report.add(f"gradgrad[{label}]", _grad_or_zeros(hc, tc), _grad_or_zeros(hf, tf))
 
     if state is not None:
         for _ in range(steps - 1):
@@ -527,6 +532,14 @@ def check_fused(
     if raise_exception and not report.passed:
         raise GradcheckError(f"check_fused: fused and composed disagree\n{report}")
     return report
+
+
+def _grad_targets(fn: Any, side: list[Any]) -> list[tuple[str, Tensor]]:
+    """(label, tensor) pairs to differentiate: inputs that require grad, then a Module's parameters."""
+    targets = [(f"input {i}", a) for i, a in enumerate(side) if isinstance(a, Tensor) and a.requires_grad]
+    if isinstance(fn, Module):
+        targets += [(name, p) for name, p in fn.named_parameters() if p.requires_grad]
+    return targets
 
 
 def _grad_or_zeros(g: Tensor | None, like: Tensor) -> np.ndarray:
