@@ -10,6 +10,7 @@ from tinygrad_bn import Function, Tensor, nn
 from tinygrad_bn.functional import batch_norm, layer_norm
 from tinygrad_bn.functional_norm import FUSED_PAIRS
 from tinygrad_bn.gradcheck import GradcheckError, check_fused, gradcheck, gradgradcheck
+from tinygrad_bn.kernels import BatchNormFused
 from tinygrad_bn.testing import strategies as tst
 
 # ---------------------------------------------------------------- strategies per kernel
@@ -384,3 +385,27 @@ def _x(*shape, dtype=np.float32):
 def test_bad_input_gets_a_clear_error(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+class _DoublesGammaGrad(BatchNormFused):
+    """A wrong kernel whose only error is in dgamma."""
+
+    @staticmethod
+    def backward(ctx, g):
+        dx, dgamma, dbeta = BatchNormFused.backward(ctx, g)
+        return dx, dgamma * 2.0, dbeta
+
+
+class _WrongGammaBatchNorm(nn.BatchNorm1d):
+    def forward(self, x):
+        return _DoublesGammaGrad.apply(x, self.weight, self.bias, eps=self.eps)
+
+
+def test_check_fused_compares_module_parameter_gradients_by_name():
+    composed = nn.BatchNorm1d(3, impl="composed", track_running_stats=False, dtype=np.float64)
+    wrong = _WrongGammaBatchNorm(3, track_running_stats=False, dtype=np.float64)
+    x = np.random.default_rng(17).normal(size=(6, 3))
+    report = check_fused(composed, wrong, [x], double_backward=False, raise_exception=False)
+    errors = report.errors()
+    assert errors["grad[input 0]"][1] < 1e-10 and errors["grad[bias]"][1] < 1e-10
+    assert errors["grad[weight]"][1] > 0.1 and not report.passed
