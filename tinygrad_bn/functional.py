@@ -102,6 +102,8 @@ def _check_labels(op: str, logits: Tensor, target: np.ndarray) -> None:
 def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of (N, C) logits against integer labels or (N, C) probabilities."""
     target = target.data if isinstance(target, Tensor) else np.asarray(target)
+    if logits.ndim != 2:  # before log_softmax, whose axis error would not say what is wrong
+        raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {logits.shape}")
     logp = log_softmax(logits, axis=1)
     if target.ndim == 2:
         if target.shape != logits.shape:
