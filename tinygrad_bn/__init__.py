@@ -12,12 +12,12 @@ from tinygrad_bn.autograd import (
     no_grad,
 )
 from tinygrad_bn.ops import PRIMITIVES, where
-from tinygrad_bn import functional, gradcheck, kernels, nn, optim, train  # noqa: E402
+from tinygrad_bn import functional, gradcheck, kernels, nn, optim, train, viz  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PRIMITIVES", "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad",
     "functional", "grad", "gradcheck", "is_grad_enabled", "kernels", "nn", "no_grad", "optim",
-    "tensor", "train", "where",
+    "tensor", "train", "viz", "where",
 ]

@@ -121,6 +121,8 @@ def _batch_norm_composed(
     var = (centred * centred).sum(axis=axes, keepdims=True) * (1.0 / count)
     inv_std = (var + eps) ** -0.5
     xhat = centred * inv_std
+    # The names of docs/batchnorm.md's derivation, shown by graph drawings.
+    mean.name, centred.name, var.name, inv_std.name, xhat.name = "mu", "xc", "var", "r", "xhat"
     stats["mean"], stats["var"], stats["count"] = mean.data.reshape(-1), var.data.reshape(-1), count
     return _affine(xhat, weight, bias, shape)
 
