@@ -25,3 +25,21 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     test_command = _quick_start_commands()[1]
     assert f"TEST_COMMAND='{test_command}'" in ci
+
+
+def test_ten_line_example_prints_what_its_comments_say(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import pytest
+
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"## Ten lines.*?```python\n(.*?)```", text, re.S).group(1)
+    if shutil.which("dot") is None:
+        pytest.skip("the example renders an SVG, which needs Graphviz's dot program")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.split()
+    expected = re.findall(r"print\(.*\)  # (.*)", code)
+    for got, want in zip(printed, " ".join(expected).split()):
+        assert abs(float(got) - float(want)) <= 1e-12 * max(1.0, abs(float(want)))
+    assert (tmp_path / "bn.svg").read_text().startswith("<?xml")
