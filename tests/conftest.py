@@ -6,6 +6,14 @@ thorough  many more examples: TINYGRAD_BN_HYPOTHESIS_PROFILE=thorough pytest
 """
 
 import os
+import sys
+
+# Our matmuls are small (at most a few hundred wide): one BLAS thread is faster
+# than two that spin against each other and against pytest on a 2-core machine.
+# It must be set before numpy loads its BLAS.
+if "numpy" not in sys.modules:
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 from hypothesis import HealthCheck, settings
 
