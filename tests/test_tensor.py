@@ -1,0 +1,387 @@
+"""Tensor: numpy semantics of its methods, dtype rules, and errors for bad input.
+
+Forward values are compared with numpy itself; the gradients of the primitives
+are property-tested in test_ops.py, so here gradients are checked only where a
+semantic point is made (accumulation of repeated indices, ties, dtypes).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinygrad_bn import Tensor, functional, tensor
+from tinygrad_bn.gradcheck import gradcheck
+from tinygrad_bn.testing import strategies as tst
+
+# ---------------------------------------------------------------- construction
+
+
+def test_python_scalars_and_lists_default_to_float32():
+    assert Tensor(1.5).dtype == np.float32
+    assert Tensor([[1, 2], [3, 4]]).dtype == np.float32
+    assert tensor([1.0, 2.0]).dtype == np.float32
+
+
+def test_ndarrays_keep_their_dtype():
+    assert Tensor(np.zeros(3)).dtype == np.float64
+    assert Tensor(np.zeros(3, dtype=np.int64)).dtype == np.int64
+    assert Tensor(np.zeros(3), dtype=np.float32).dtype == np.float32
+
+
+def test_requires_grad_on_integer_tensor_raises_naming_the_dtype():
+    with pytest.raises(TypeError, match=r"requires_grad=True needs a float32 or float64.*int64"):
+        Tensor(np.arange(3), requires_grad=True)
+    with pytest.raises(TypeError, match="bool"):
+        Tensor(np.array([True, False])).requires_grad_()
+
+
+def test_integer_tensors_are_plain_data_that_never_record_a_graph():
+    labels = Tensor(np.array([0, 2, 1]))
+    x = Tensor(np.ones(3), requires_grad=True)
+    assert not labels.requires_grad
+    assert (x * labels).requires_grad  # the float operand still records
+
+
+def test_requires_grad_cannot_be_turned_off_on_an_op_output():
+    y = Tensor(np.ones(2), requires_grad=True) * 2.0
+    with pytest.raises(RuntimeError, match="detach"):
+        y.requires_grad = False
+    assert not y.detach().requires_grad and y.detach().is_leaf
+
+
+def test_item_needs_exactly_one_element():
+    assert Tensor(np.array([[2.5]])).item() == 2.5
+    with pytest.raises(ValueError, match=r"item.*\(2,\)"):
+        Tensor(np.ones(2)).item()
+
+
+def test_comparisons_return_boolean_tensors_without_a_graph():
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    for result, expected in [(x > 2, [False, False, True]), (x <= 2, [True, True, False]),
+                             (x == 2, [False, True, False]), (x != 2, [True, False, True])]:
+        assert result.dtype == np.bool_ and not result.requires_grad
+        np.testing.assert_array_equal(result.data, expected)
+
+
+def test_ndarray_on_the_left_calls_the_tensor_operator():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = np.array([10.0, 20.0]) - x
+    assert isinstance(y, Tensor) and y.requires_grad
+    np.testing.assert_array_equal(y.data, [9.0, 18.0])
+
+
+# ---------------------------------------------------------------- reductions
+
+
+@st.composite
+def _reduction_cases(draw, min_dims: int = 0):
+    """(array, axis, keepdims) with axis None, one (possibly negative) axis, or a tuple."""
+    a = draw(tst.arrays(tst.shapes(min_dims, 3)))
+    if a.ndim == 0:
+        axis = None  # numpy accepts no axis on a 0-d array
+    else:
+        axis = draw(
+            st.none()
+            | st.integers(-a.ndim, a.ndim - 1)
+            | st.lists(st.integers(0, a.ndim - 1), min_size=1, max_size=a.ndim, unique=True)
+            .map(tuple)
+        )
+    return a, axis, draw(st.booleans())
+
+
+@pytest.mark.parametrize("method", ["sum", "max", "min", "mean"])
+@given(case=_reduction_cases())
+def test_reductions_match_numpy_for_every_axis_and_keepdims(method, case):
+    a, axis, keepdims = case
+    got = getattr(Tensor(a), method)(axis=axis, keepdims=keepdims)
+    expected = getattr(np, method)(a, axis=axis, keepdims=keepdims)
+    assert got.shape == np.shape(expected)
+    np.testing.assert_allclose(got.data, expected, rtol=1e-12, atol=1e-12)
+
+
+@given(case=_reduction_cases(min_dims=1), ddof=st.integers(0, 2))
+def test_var_matches_numpy_including_ddof(case, ddof):
+    a, axis, keepdims = case
+    n = a.size // np.var(a, axis=axis, keepdims=True).size
+    if n - ddof <= 0:
+        with pytest.raises(ValueError, match=rf"var: need more than ddof={ddof}"):
+            Tensor(a).var(axis=axis, ddof=ddof, keepdims=keepdims)
+        return
+    got = Tensor(a).var(axis=axis, ddof=ddof, keepdims=keepdims)
+    expected = np.var(a, axis=axis, ddof=ddof, keepdims=keepdims)
+    assert got.shape == np.shape(expected)
+    np.testing.assert_allclose(got.data, expected, rtol=1e-10, atol=1e-12)
+
+
+@given(case=_reduction_cases(min_dims=1))
+def test_min_gradient_matches_numerical(case):
+    # min is the composite -max(-x); distinct values keep central differences off ties.
+    _, axis, keepdims = case
+    a = np.random.default_rng(0).permutation(np.arange(case[0].size, dtype=np.float64))
+    x = Tensor(a.reshape(case[0].shape) * 0.5, requires_grad=True)
+    gradcheck(lambda t: t.min(axis=axis, keepdims=keepdims), [x])
+
+
+def test_max_and_min_split_the_gradient_equally_between_ties():
+    x = Tensor(np.array([1.0, 3.0, 3.0, 2.0]), requires_grad=True)
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.5, 0.5, 0.0])
+    y = Tensor(np.array([[1.0, 1.0, 1.0], [4.0, 0.0, 2.0]]), requires_grad=True)
+    y.min(axis=1).sum().backward()
+    np.testing.assert_allclose(y.grad.data, [[1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0]])
+
+
+def test_reduction_over_an_axis_out_of_range_names_the_op_and_the_axis():
+    with pytest.raises(ValueError, match=r"sum: axis 2 is out of range for a 2-d tensor"):
+        Tensor(np.ones((2, 3))).sum(axis=2)
+    with pytest.raises(ValueError, match=r"max: axis -3"):
+        Tensor(np.ones((2, 3))).max(axis=-3)
+
+
+def test_mean_over_an_axis_out_of_range_names_the_op():
+    with pytest.raises(ValueError, match=r"mean: axis 5 is out of range"):
+        Tensor(np.ones((2, 3))).mean(axis=5)
+    with pytest.raises(ValueError, match=r"var: axis"):
+        Tensor(np.ones((2, 3))).var(axis=(0, 4))
+
+
+def test_mean_of_a_0d_tensor_over_its_only_axis_is_the_value():
+    # Like torch (and like our sum), a 0-d tensor accepts axis 0 / -1.
+    x = Tensor(np.array(1.5), requires_grad=True)
+    out = x.mean(axis=-1)
+    assert out.shape == () and out.item() == 1.5
+    out.backward()
+    assert x.grad.item() == 1.0
+
+
+# ---------------------------------------------------------------- movement
+
+
+@given(a=tst.arrays(tst.shapes(0, 4)), data=st.data())
+def test_transpose_matches_numpy(a, data):
+    axes = data.draw(st.permutations(range(a.ndim)))
+    np.testing.assert_array_equal(Tensor(a).transpose(*axes).data, np.transpose(a, axes))
+    np.testing.assert_array_equal(Tensor(a).transpose().data, np.transpose(a))
+    np.testing.assert_array_equal(Tensor(a).T.data, a.T)
+
+
+@given(a=tst.arrays(tst.shapes(0, 3)), data=st.data())
+def test_reshape_matches_numpy_including_minus_one(a, data):
+    target = data.draw(st.sampled_from([(-1,), (a.size, -1), (1, -1, 1), (a.size,), ()]
+                                       if a.size == 1 else [(-1,), (a.size, -1), (1, -1, 1)]))
+    np.testing.assert_array_equal(Tensor(a).reshape(*target).data, a.reshape(target))
+    np.testing.assert_array_equal(Tensor(a).reshape(target).data, a.reshape(target))
+
+
+def test_reshape_to_a_wrong_size_names_the_op_and_both_shapes():
+    with pytest.raises(ValueError, match=r"reshape.*\(2, 3\).*\(4,\)"):
+        Tensor(np.ones((2, 3))).reshape(4)
+
+
+def test_transpose_with_a_bad_permutation_names_the_op():
+    with pytest.raises(ValueError, match=r"transpose.*not a permutation"):
+        Tensor(np.ones((2, 3))).transpose(0, 0)
+
+
+def test_swapaxes_and_flatten_match_numpy():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(Tensor(a).swapaxes(0, 2).data, a.swapaxes(0, 2))
+    np.testing.assert_array_equal(Tensor(a).flatten(1).data, a.reshape(2, 12))
+
+
+# ---------------------------------------------------------------- matmul
+
+
+@given(shapes=tst.matmul_shapes(), data=st.data())
+def test_matmul_matches_numpy_for_vectors_matrices_and_batches(shapes, data):
+    a = data.draw(tst.arrays(shapes[0]))
+    b = data.draw(tst.arrays(shapes[1]))
+    x, y = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    out = x @ y
+    np.testing.assert_allclose(out.data, a @ b, rtol=1e-12, atol=1e-12)
+    # Each operand's gradient has the operand's shape, whatever broadcasting happened.
+    out.backward(np.ones(out.shape))
+    assert x.grad.shape == a.shape and y.grad.shape == b.shape
+
+
+def test_matmul_of_two_vectors_is_their_dot_product_with_the_other_as_gradient():
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([4.0, -5.0, 6.0])
+    x, y = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    out = x @ y
+    assert out.shape == () and out.item() == a @ b
+    out.backward()
+    np.testing.assert_array_equal(x.grad.data, b)
+    np.testing.assert_array_equal(y.grad.data, a)
+
+
+def test_matmul_with_mismatched_inner_dimensions_names_the_op_and_shapes():
+    with pytest.raises(ValueError, match=r"matmul.*\(2, 3\).*\(4, 5\).*inner dimensions 3 and 4"):
+        Tensor(np.ones((2, 3))) @ Tensor(np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"matmul.*\(5, 2, 3\).*\(2,\)"):
+        Tensor(np.ones((5, 2, 3))) @ Tensor(np.ones(2))
+
+
+def test_matmul_rejects_0d_operands():
+    with pytest.raises(ValueError, match=r"matmul needs operands with at least 1 dimension"):
+        Tensor(np.ones(3)) @ Tensor(np.array(2.0))
+
+
+# ---------------------------------------------------------------- broadcasting
+
+
+def _sum_to(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Reference adjoint of broadcasting, written independently of ops.unbroadcast."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for axis, n in enumerate(shape):
+        if n == 1:
+            g = g.sum(axis=axis, keepdims=True)
+    return g
+
+
+@given(shapes=tst.broadcastable_shapes(), data=st.data())
+def test_binary_ops_broadcast_like_numpy_and_sum_gradients_back(shapes, data):
+    a = data.draw(tst.arrays(shapes[0]))
+    b = data.draw(tst.arrays(shapes[1], min_value=0.5))
+    x, y = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    out = x * y + x / y - y
+    np.testing.assert_allclose(out.data, a * b + a / b - b, rtol=1e-12)
+    out.backward(np.ones(out.shape))
+    full = np.ones(out.shape)
+    np.testing.assert_allclose(x.grad.data, _sum_to(full * (b + 1 / b), a.shape), rtol=1e-12)
+    np.testing.assert_allclose(y.grad.data, _sum_to(full * (a - a / b**2 - 1), b.shape), rtol=1e-12)
+
+
+def test_broadcast_gradient_of_a_row_vector_sums_over_rows():
+    x = Tensor(np.ones((3, 4)), requires_grad=True)
+    b = Tensor(np.array([[1.0, 2.0, 3.0, 4.0]]), requires_grad=True)
+    (x * b).sum().backward()
+    np.testing.assert_array_equal(b.grad.data, [[3.0, 3.0, 3.0, 3.0]])
+    np.testing.assert_array_equal(x.grad.data, np.tile([1.0, 2.0, 3.0, 4.0], (3, 1)))
+
+
+@pytest.mark.parametrize("op, name", [(lambda x, y: x + y, "add"), (lambda x, y: x - y, "sub"),
+                                      (lambda x, y: x * y, "mul"), (lambda x, y: x / y, "div")])
+def test_broadcasting_mismatch_names_the_op_and_both_shapes(op, name):
+    with pytest.raises(ValueError, match=rf"{name}: .*\(2, 3\), \(4,\)"):
+        op(Tensor(np.ones((2, 3))), Tensor(np.ones(4)))
+
+
+def test_expand_to_an_incompatible_shape_names_the_shapes():
+    with pytest.raises(ValueError, match=r"expand.*cannot broadcast shape \(3,\) to \(2, 4\)"):
+        Tensor(np.ones(3)).expand(2, 4)
+
+
+# ---------------------------------------------------------------- indexing
+
+
+@st.composite
+def _indices(draw):
+    a = draw(tst.arrays(tst.shapes(1, 3, min_side=2)))
+    n = a.shape[0]
+    kinds = ["slice", "negative-step", "int", "int-array", "tuple", "bool", "ellipsis"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "slice":
+        index = slice(draw(st.integers(0, n - 1)), None)
+    elif kind == "negative-step":
+        index = slice(None, None, -2)
+    elif kind == "int":
+        index = draw(st.integers(-n, n - 1))
+    elif kind == "int-array":
+        index = np.array(draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=6)))
+    elif kind == "tuple":
+        index = (slice(1, None), 0) if a.ndim > 1 else (slice(1, None),)
+    elif kind == "bool":
+        index = a > 0
+    else:
+        index = (Ellipsis, 0)
+    return a, index
+
+
+@given(case=_indices())
+def test_indexing_matches_numpy(case):
+    a, index = case
+    np.testing.assert_array_equal(Tensor(a)[index].data, a[index])
+
+
+@given(case=_indices())
+def test_index_gradient_counts_how_often_each_element_was_read(case):
+    a, index = case
+    x = Tensor(a, requires_grad=True)
+    out = x[index]
+    out.backward(np.ones(out.shape))
+    expected = np.zeros_like(a)
+    np.add.at(expected, index, 1.0)
+    np.testing.assert_array_equal(x.grad.data, expected)
+
+
+def test_fancy_index_gradient_accumulates_repeated_indices():
+    x = Tensor(np.array([10.0, 20.0, 30.0]), requires_grad=True)
+    (x[np.array([0, 0, 2, 0])] * Tensor(np.array([1.0, 2.0, 3.0, 4.0]))).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [1.0 + 2.0 + 4.0, 0.0, 3.0])
+    m = Tensor(np.zeros((2, 3)), requires_grad=True)
+    m[[1, 1, 0], [2, 2, 2]].sum().backward()
+    np.testing.assert_array_equal(m.grad.data, [[0, 0, 1], [0, 0, 2]])
+
+
+def test_bool_mask_selects_and_routes_gradient_to_the_selected_elements():
+    a = np.array([[1.0, -2.0], [-3.0, 4.0]])
+    x = Tensor(a, requires_grad=True)
+    mask = x > 0  # a Tensor mask is accepted like an array
+    selected = x[mask]
+    np.testing.assert_array_equal(selected.data, [1.0, 4.0])
+    (selected * 3.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[3.0, 0.0], [0.0, 3.0]])
+
+
+def test_index_out_of_bounds_names_the_op_and_shape():
+    with pytest.raises(IndexError, match=r"getitem.*\(3,\)"):
+        Tensor(np.ones(3))[5]
+
+
+# ---------------------------------------------------------------- dtypes
+
+# Each builds a float32 graph using Python and numpy scalars and the composites.
+_FLOAT32_PROGRAMS = {
+    "arithmetic with python scalars": lambda x: (2.0 * x + 1) / 3.0 - 0.5,
+    "numpy float64 scalars": lambda x: x * np.float64(1.5) + np.float64(2.0),
+    "powers": lambda x: x**2 + 2.0**x + x ** np.float64(0.5),
+    "reflected ops": lambda x: 1.0 / x - (3 - x),
+    "unary": lambda x: x.exp().log() + x.sqrt() + x.tanh() + x.relu(),
+    "reductions": lambda x: x.sum(axis=0) + x.mean(axis=0) + x.var(axis=0) + x.max(axis=0),
+    "composites": lambda x: (functional.softmax(x) + functional.sigmoid(x)
+                             + functional.log_softmax(x)),
+    "losses": lambda x: functional.mse_loss(x, 0.5) + functional.cross_entropy(x, np.array([0, 1])),
+    "matmul and indexing": lambda x: (x @ x.T)[np.array([0, 0])].sum(axis=1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FLOAT32_PROGRAMS))
+def test_float32_stays_float32_through_ops_scalars_and_gradients(name):
+    x = Tensor(np.array([[0.5, 1.0, 1.5], [2.0, 2.5, 0.25]], dtype=np.float32), requires_grad=True)
+    out = _FLOAT32_PROGRAMS[name](x)
+    assert out.dtype == np.float32, f"{name}: output upcast to {out.dtype}"
+    out.backward(np.ones(out.shape, dtype=np.float32))
+    assert x.grad.dtype == np.float32
+
+
+@given(shapes=tst.broadcastable_shapes(), dtypes=st.permutations(["float32", "float64"]),
+       data=st.data())
+def test_mixed_float_dtypes_promote_like_numpy_and_each_grad_keeps_its_dtype(shapes, dtypes, data):
+    a = data.draw(tst.arrays(shapes[0], dtype=dtypes[0], min_value=0.5))
+    b = data.draw(tst.arrays(shapes[1], dtype=dtypes[1], min_value=0.5))
+    x, y = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    out = x * y + x / y
+    assert out.dtype == np.result_type(a, b) == np.float64
+    out.backward(np.ones(out.shape))
+    assert x.grad.dtype == a.dtype and y.grad.dtype == b.dtype
+
+
+def test_astype_casts_and_the_gradient_is_cast_back():
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    y = x.astype(np.float64) * Tensor(np.array([1e-3, 3.0]))
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.data, [1e-3, 3.0], rtol=1e-7)
