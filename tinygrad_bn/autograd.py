@@ -317,10 +317,11 @@ def run_backward(
                         "its saved tensors were freed by the first backward. "
                         "Pass retain_graph=True to the first backward() to keep them."
                     )
-                for i in capture_node.get(node, ()):
-                    captured[i] = g
+                if capture_node:
+                    for i in capture_node.get(node, ()):
+                        captured[i] = g
                 node.out_grad = g.data
-                results = _call_backward(node, g)
+                results = _call_backward(node, g) if _anomaly_enabled else node.fn.backward(node, g)
                 if type(results) is not tuple:
                     results = tuple(results) if isinstance(results, list) else (results,)
                 if len(results) != len(node.parents):

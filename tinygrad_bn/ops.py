@@ -264,12 +264,17 @@ def _keepdims_shape(shape: Shape, axis: Any) -> Shape:
     """The shape a reduction over `axis` has with keepdims=True."""
     if axis is None:
         return (1,) * len(shape)
+    if type(axis) is int and shape:
+        axis %= len(shape)
+        return shape[:axis] + (1,) + shape[axis + 1:]
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     axes = tuple(a % len(shape) for a in axes) if shape else ()
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
 def _check_axis(op: str, axis: Any, ndim: int) -> Any:
+    if axis is None or (type(axis) is int and -ndim <= axis < ndim):
+        return axis  # the common cases
     axes = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
     for a in axes:
         if not isinstance(a, int | np.integer) or not -max(ndim, 1) <= a < max(ndim, 1):
@@ -280,9 +285,9 @@ def _check_axis(op: str, axis: Any, ndim: int) -> Any:
 class Sum(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-        axis = _check_axis("sum", axis, x.ndim)
-        ctx.in_shape = x.shape
-        ctx.kept_shape = _keepdims_shape(x.shape, axis)
+        axis = _check_axis("sum", axis, x.data.ndim)
+        ctx.in_shape = x.data.shape
+        ctx.kept_shape = _keepdims_shape(x.data.shape, axis)
         if x.data.dtype == np.float32:
             # numpy sums across rows (axis=0) one row at a time, so float32 error grows
             # with N; accumulating in float64 keeps e.g. a BatchNorm mean of values
@@ -431,12 +436,13 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> np.ndarray:
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(f"matmul needs operands with at least 1 dimension, got {a.shape} and {b.shape}")
-        k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+        a_shape, b_shape = a.data.shape, b.data.shape
+        if not a_shape or not b_shape:
+            raise ValueError(f"matmul needs operands with at least 1 dimension, got {a_shape} and {b_shape}")
+        k_a, k_b = a_shape[-1], b_shape[-2] if len(b_shape) > 1 else b_shape[0]
         if k_a != k_b:
             raise ValueError(
-                f"cannot multiply {a.shape} by {b.shape}: inner dimensions {k_a} and {k_b} differ"
+                f"cannot multiply {a_shape} by {b_shape}: inner dimensions {k_a} and {k_b} differ"
             )
         ctx.save_for_backward(a, b)
         return np.asarray(a.data @ b.data)
@@ -445,19 +451,26 @@ class MatMul(Function):
     def backward(ctx: Context, g: Tensor) -> tuple:
         a, b = ctx.saved_tensors
         # Promote 1-D operands the way the forward did, so one rule covers all cases.
-        a2 = a.reshape(1, -1) if a.ndim == 1 else a
-        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        a_ndim, b_ndim = a.data.ndim, b.data.ndim
+        a2 = a.reshape(1, -1) if a_ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b_ndim == 1 else b
         g2 = g
-        if a.ndim == 1:
-            g2 = g2.reshape(*g2.shape[:-1], 1, g2.shape[-1]) if b.ndim > 1 else g2.reshape(1, 1)
-        if b.ndim == 1:
-            g2 = g2.reshape(*g2.shape, 1) if a.ndim > 1 else g2
+        if a_ndim == 1:
+            g2 = g2.reshape(*g2.shape[:-1], 1, g2.shape[-1]) if b_ndim > 1 else g2.reshape(1, 1)
+        if b_ndim == 1:
+            g2 = g2.reshape(*g2.shape, 1) if a_ndim > 1 else g2
         ga = gb = None
         if ctx.needs_input_grad[0]:
-            ga = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(g2 @ _swap_last(b2), a2.data.shape).reshape(a.data.shape)
         if ctx.needs_input_grad[1]:
-            gb = unbroadcast(a2.swapaxes(-1, -2) @ g2, b2.shape).reshape(b.shape)
+            gb = unbroadcast(_swap_last(a2) @ g2, b2.data.shape).reshape(b.data.shape)
         return ga, gb
+
+
+def _swap_last(t: Tensor) -> Tensor:
+    """Exchange the last two axes (the matrix transpose of a batch of matrices)."""
+    axes = tuple(range(t.data.ndim - 2)) + (t.data.ndim - 1, t.data.ndim - 2)
+    return Transpose.apply(t, axes=axes)
 
 
 register("matmul", MatMul)

@@ -34,7 +34,10 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
 def _normalize_shape(shape: tuple) -> Shape:
     if len(shape) == 1 and isinstance(shape[0], tuple | list):
         shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+    for s in shape:
+        if type(s) is not int:
+            return tuple(int(s) for s in shape)
+    return shape
 
 
 class Tensor:
