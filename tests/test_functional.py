@@ -408,3 +408,14 @@ def test_linear_matches_pytorch_including_float32():
         assert o.grad.dtype == np.float32
         # float32 sums of 3-5 products: a few ulps of 1.0-scale values.
         np.testing.assert_allclose(o.grad.data, t.grad.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_sigmoid_keeps_relative_accuracy_far_left_and_its_slope_at_zero():
+    x = Tensor(np.array([-700.0, -40.0, -30.0, 0.0, 30.0]), requires_grad=True)
+    s = F.sigmoid(x)
+    exact = 1.0 / (1.0 + np.exp(-x.data))
+    np.testing.assert_allclose(s.data, exact, rtol=1e-14)
+    assert np.all(np.isfinite(np.log(s.data)))
+    s.sum().backward()
+    e = np.exp(-np.abs(x.data))  # sigma' = e / (1 + e)**2, exact on both sides
+    np.testing.assert_allclose(x.grad.data, e / (1 + e) ** 2, rtol=1e-14)

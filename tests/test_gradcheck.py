@@ -347,3 +347,22 @@ def test_gradcheck_and_gradgradcheck_pass_a_composite_in_both_modes_on_any_shape
 
     assert gradcheck(swish, [x], mode=mode).passed
     assert gradgradcheck(swish, [x], mode=mode).passed
+
+
+class _RebindsItsBuffer(nn.Module):
+    """Counts calls by assigning a new Tensor to its buffer, instead of updating it in place."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", np.zeros(()))
+
+    def forward(self, x):
+        self.calls = Tensor(self.calls.data + 1.0)
+        return x * 2.0
+
+
+def test_gradcheck_restores_buffers_that_the_module_rebinds():
+    module = _RebindsItsBuffer()
+    x = Tensor(np.random.default_rng(0).normal(size=(3,)), requires_grad=True)
+    gradcheck(module, [x])
+    assert module.calls.item() == 0.0

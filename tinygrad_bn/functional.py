@@ -50,8 +50,17 @@ def var(x: Tensor, axis: Axis = None, ddof: int = 0, keepdims: bool = False) -> 
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    """1 / (1 + exp(-x)), written as (tanh(x/2) + 1) / 2, which never overflows."""
-    return ((x * 0.5).tanh() + 1.0) * 0.5
+    """1 / (1 + exp(-x)), evaluated so that neither side overflows or loses digits.
+
+    With e = exp(-|x|) <= 1: 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0.
+    (tanh(x/2) + 1) / 2 would underflow to 0 below x ~ -37, making log(sigmoid) -inf.
+    """
+    nonnegative = x.data >= 0
+    # -|x| with the sign taken as +1 at 0, so the x >= 0 branch is differentiated there.
+    sign = Tensor._wrap(np.where(nonnegative, 1, -1).astype(x.dtype), False, None)
+    e = (-(x * sign)).exp()
+    one_plus_e = e + 1.0
+    return where(nonnegative, 1.0 / one_plus_e, e / one_plus_e)
 
 
 def abs(x: Tensor) -> Tensor:  # noqa: A001 - the natural name

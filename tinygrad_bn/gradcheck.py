@@ -71,38 +71,46 @@ def _value(out: Any) -> Any:
 # ---------------------------------------------------------------- state snapshots
 
 
-def _state_arrays(restore: Any) -> list[np.ndarray]:
-    """The arrays behind `restore`: Modules' buffers, Tensors, arrays, dicts of arrays."""
+StateSlot = np.ndarray | Callable[[], np.ndarray]
+
+
+def _buffer_slot(module: Module, name: str) -> Callable[[], np.ndarray]:
+    """The buffer `name` of `module` looked up at restore time, so rebinding it is caught."""
+    return lambda: dict(module.named_buffers())[name].data
+
+
+def _state_arrays(restore: Any) -> list[StateSlot]:
+    """The state behind `restore`: Modules' buffers (by name), Tensors, arrays, dicts of arrays."""
     if restore is None:
         return []
     items = restore if isinstance(restore, list | tuple) else [restore]
-    arrays: list[np.ndarray] = []
+    slots: list[StateSlot] = []
     for item in items:
         if isinstance(item, Module):
-            arrays.extend(b.data for b in item.buffers())
+            slots.extend(_buffer_slot(item, name) for name, _ in item.named_buffers())
         elif isinstance(item, Tensor):
-            arrays.append(item.data)
+            slots.append(item.data)
         elif isinstance(item, np.ndarray):
-            arrays.append(item)
+            slots.append(item)
         elif isinstance(item, dict):
-            arrays.extend(v for v in item.values() if isinstance(v, np.ndarray))
+            slots.extend(v for v in item.values() if isinstance(v, np.ndarray))
         else:
             raise TypeError(
                 f"restore: expected Modules, Tensors, arrays or dicts, got {type(item).__name__}"
             )
-    return arrays
+    return slots
 
 
 class _Snapshot:
-    """Copies of some arrays, written back in place on `restore()`."""
+    """Copies of some state, written back in place on `restore()`."""
 
-    def __init__(self, arrays: list[np.ndarray]):
-        self.arrays = arrays
-        self.copies = [a.copy() for a in arrays]
+    def __init__(self, slots: list[StateSlot]):
+        self.slots = slots
+        self.copies = [(s() if callable(s) else s).copy() for s in slots]
 
     def restore(self) -> None:
-        for a, c in zip(self.arrays, self.copies):
-            np.copyto(a, c)
+        for slot, copy in zip(self.slots, self.copies):
+            np.copyto(slot() if callable(slot) else slot, copy)
 
 
 # ---------------------------------------------------------------- reports
