@@ -201,6 +201,7 @@ def write_graph(x: np.ndarray, y: np.ndarray, out: Path, seed: int) -> tuple[Pat
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo."""
+    from tinygrad_bn._io import atomic_write_bytes
     from tinygrad_bn.experiments import dlfs_init_sweep
     from tinygrad_bn.experiments.common import prepare_out_dir
 
@@ -213,15 +214,14 @@ def run(args: argparse.Namespace) -> int:
     n, features = (16, 4) if args.quick else (64, 16)
     table = agreement_report(x, n, features, args.seed)
     print(table)
-    from tinygrad_bn._io import atomic_write_bytes
-
     files.append((atomic_write_bytes(out / CHECK_NAME, (table + "\n").encode()),
                   "the tables above"))
 
     print("\n== 2. The backprop graph, composed vs fused ==\n")
     graph_path, note = write_graph(x, y, out, args.seed)
-    print(note or f"drew Linear -> BatchNorm1d -> ReLU -> Linear -> cross-entropy both ways")
-    files.append((graph_path, "backprop graph: composed BatchNorm (every primitive) vs fused (one node)"))
+    print(note or "drew Linear -> BatchNorm1d -> ReLU -> Linear -> cross-entropy both ways")
+    files.append((graph_path, "backprop graph: composed BatchNorm (every primitive) vs fused "
+                              "(one node)"))
 
     print("\n== 3. Deep Learning from Scratch ch. 6: BatchNorm vs weight-init scale ==\n")
     make = dlfs_init_sweep.Config.quick if args.quick else dlfs_init_sweep.Config
