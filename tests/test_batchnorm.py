@@ -8,88 +8,37 @@ from hypothesis import strategies as st
 import tinygrad_bn as tg
 from tinygrad_bn import Function, Tensor, nn
 from tinygrad_bn.functional import batch_norm, layer_norm
-from tinygrad_bn.functional_norm import FUSED_PAIRS
+from tinygrad_bn.fused_pairs import FUSED_PAIRS
 from tinygrad_bn.gradcheck import GradcheckError, check_fused, gradcheck, gradgradcheck
 from tinygrad_bn.kernels import BatchNormFused
 from tinygrad_bn.testing import strategies as tst
 
-# ---------------------------------------------------------------- strategies per kernel
+NORMS = ("batch_norm", "layer_norm")
 
 
 def _param_shape(name: str, x: np.ndarray) -> tuple[int, ...]:
     return (x.shape[1],) if name == "batch_norm" else x.shape[1:]
 
 
-def _has_constant_group(name: str, x: np.ndarray) -> bool:
-    axes = (0,) + tuple(range(2, x.ndim)) if name == "batch_norm" else tuple(range(1, x.ndim))
-    return bool(np.any(x.max(axis=axes) == x.min(axis=axes)))
-
-
-def _group_count(name: str, x: np.ndarray) -> int:
-    """How many groups the layer normalises separately (channels or examples)."""
-    return x.shape[1] if name == "batch_norm" else x.shape[0]
-
-
-def _well_conditioned(name: str, x: np.ndarray) -> bool:
-    """Every normalised group's spread is far above float32 resolution of its values.
-
-    When a group's values agree to a few float32 ulps, centring them leaves mostly
-    rounding error and the normalised output is noise in *any* implementation; a
-    float32 comparison there measures the input's conditioning, not the kernel.
-    """
-    axes = (0,) + tuple(range(2, x.ndim)) if name == "batch_norm" else tuple(range(1, x.ndim))
-    spread = x.std(axis=axes)
-    magnitude = np.abs(x).max(axis=axes)
-    return bool(np.all(spread > 1e-2 * np.maximum(magnitude, 1e-3)))
-
-
 def kernel_cases(name: str, dtype: str) -> st.SearchStrategy:
-    """[x, weight, bias, eps] for the registry entry `name`."""
-
-    @st.composite
-    def build(draw):
-        x = draw(tst.norm_layer_inputs(dtype=dtype))
-        if _has_constant_group(name, x):
-            # An exactly constant group normalises rounding noise: its second derivative
-            # is that noise times r**3 = eps**-1.5, so the two implementations' different
-            # summation orders disagree at ~1e-10. Such groups are covered on their own by
-            # test_zero_variance_channel_gives_finite_outputs_and_gradients.
-            x = x + np.linspace(0.0, 1.0, x.size).reshape(x.shape)
-        if dtype == "float32":
-            # With 2 values per group xhat = +-1 and dx is identically zero: any
-            # comparison measures rounding noise. Grow groups to >= 4 values.
-            axis = 0 if name == "batch_norm" else 1
-            while x.size // _group_count(name, x) < 4:
-                x = np.concatenate([x, x * 0.5 + 0.3], axis=axis)
-            if not _well_conditioned(name, x):
-                x = x + np.linspace(-1, 1, x.size).reshape(x.shape)
-            x = x.astype(dtype)
-        shape = _param_shape(name, x)
-        w = draw(tst.arrays(shape, dtype, -2.0, 2.0))
-        b = draw(tst.arrays(shape, dtype, -2.0, 2.0))
-        return [x, w, b, draw(tst.epsilons())]
-
-    return build()
+    """[x, weight, bias, eps] for the norm kernel `name`."""
+    return tst.norm_kernel_args(name, dtype)
 
 
-KERNEL_STRATEGIES = {"batch_norm": kernel_cases, "layer_norm": kernel_cases}
-
-
-def test_every_fused_kernel_has_a_property_test():
-    assert set(FUSED_PAIRS) == set(KERNEL_STRATEGIES)
+KERNEL_STRATEGIES = {name: kernel_cases for name in NORMS}
 
 
 # ---------------------------------------------------------------- composed vs fused
 
 
-@pytest.mark.parametrize("name", sorted(FUSED_PAIRS))
+@pytest.mark.parametrize("name", NORMS)
 def test_fused_matches_composed_float64(name):
     pair = FUSED_PAIRS[name]
     report = check_fused(pair.composed, pair.fused, KERNEL_STRATEGIES[name](name, "float64"), rtol=1e-10)
     assert report.passed
 
 
-@pytest.mark.parametrize("name", sorted(FUSED_PAIRS))
+@pytest.mark.parametrize("name", NORMS)
 def test_fused_matches_composed_float32_within_stated_tolerance(name):
     # gradcheck.FUSED_RTOL[float32] = 1e-4 of each quantity's scale (see the comment there).
     pair = FUSED_PAIRS[name]
@@ -159,7 +108,7 @@ def test_check_fused_property_mode_checks_many_examples():
 
 
 @pytest.mark.parametrize("impl", ["composed", "fused"])
-@pytest.mark.parametrize("name", sorted(FUSED_PAIRS))
+@pytest.mark.parametrize("name", NORMS)
 @given(data=st.data())
 def test_gradients_match_numerical_float64(impl, name, data):
     x, w, b, eps = data.draw(KERNEL_STRATEGIES[name](name, "float64"))
@@ -327,7 +276,7 @@ def test_float32_with_large_offset_normalises_as_accurately_as_float64_rounded(i
 
 
 @pytest.mark.parametrize("impl", ["composed", "fused"])
-@pytest.mark.parametrize("name", sorted(FUSED_PAIRS))
+@pytest.mark.parametrize("name", NORMS)
 def test_float32_stays_float32_end_to_end(impl, name):
     x = np.random.default_rng(14).normal(size=(4, 3, 2)).astype(np.float32)
     shape = _param_shape(name, x)

@@ -251,12 +251,12 @@ def test_same_program_gives_byte_identical_dot():
 def test_mlp_ops_are_boxed_per_module_and_nested_under_the_model():
     loss, _ = mlp_loss(2)
     dot = parse_dot(viz.draw_graph(loss).source)
-    for label in ("Model", "fc1 · Linear", "bn1 · BatchNorm1d (composed)", "relu1 · ReLU",
-                  "fc2 · Linear", "bn2 · BatchNorm1d (composed)", "fc3 · Linear"):
+    for label in ("Model", "fc1 · Linear (composed)", "bn1 · BatchNorm1d (composed)", "relu1 · ReLU",
+                  "fc2 · Linear (composed)", "bn2 · BatchNorm1d (composed)", "fc3 · Linear (composed)"):
         assert label in dot.cluster_labels
     assert [n.title for n in dot.ops_in("relu2 · ReLU")] == ["relu"]
     assert dot.one("bn2.weight").clusters == ("Model", "bn2 · BatchNorm1d (composed)")
-    assert Counter(n.title for n in dot.ops_in("fc1 · Linear")) == Counter(
+    assert Counter(n.title for n in dot.ops_in("fc1 · Linear (composed)")) == Counter(
         {"transpose": 1, "matmul": 1, "add": 1}
     )
     # the loss is computed outside the model: not in its box
@@ -385,9 +385,9 @@ def test_collapse_all_folds_every_layer_and_an_int_folds_the_big_ones():
     loss, _ = mlp_loss(2)
     dot = parse_dot(viz.draw_graph(loss, collapse="all").source)
     folded = {n.title for n in dot.nodes.values() if "box3d" in n.attrs}
-    assert folded == {"fc1 · Linear", "bn1 · BatchNorm1d (composed)", "relu1 · ReLU",
-                      "fc2 · Linear", "bn2 · BatchNorm1d (composed)", "relu2 · ReLU",
-                      "fc3 · Linear"}
+    assert folded == {"fc1 · Linear (composed)", "bn1 · BatchNorm1d (composed)", "relu1 · ReLU",
+                      "fc2 · Linear (composed)", "bn2 · BatchNorm1d (composed)", "relu2 · ReLU",
+                      "fc3 · Linear (composed)"}
     assert "Model" in dot.cluster_labels
     dot = parse_dot(viz.draw_graph(loss, collapse=5).source)
     folded = {n.title for n in dot.nodes.values() if "box3d" in n.attrs}

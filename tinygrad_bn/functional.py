@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_bn.kernels.cross_entropy import CrossEntropyFused
+from tinygrad_bn.kernels.linear import LinearFused
 from tinygrad_bn.ops import Tensor, where
 
 Axis = int | Sequence[int] | None
@@ -108,11 +110,22 @@ def _check_labels(op: str, logits: Tensor, target: np.ndarray) -> None:
         )
 
 
-def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy of (N, C) logits against integer labels or (N, C) probabilities."""
+def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean", impl: str = "composed") -> Tensor:
+    """Softmax cross-entropy of (N, C) logits against integer labels or (N, C) probabilities.
+
+    impl="fused" records one `kernels.CrossEntropyFused` node for integer labels
+    (probability targets always use the composed form).
+    """
     target = target.data if isinstance(target, Tensor) else np.asarray(target)
     if logits.ndim != 2:  # before log_softmax, whose axis error would not say what is wrong
         raise ValueError(f"cross_entropy: expected logits of shape (N, C), got {logits.shape}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if impl not in ("composed", "fused"):
+        raise ValueError(f"cross_entropy: impl must be 'composed' or 'fused', got {impl!r}")
+    if impl == "fused" and target.ndim == 1:
+        _check_labels("cross_entropy", logits, target)
+        return CrossEntropyFused.apply(logits, labels=target, reduction=reduction)
     logp = log_softmax(logits, axis=1)
     if target.ndim == 2:
         if target.shape != logits.shape:
@@ -138,13 +151,25 @@ def mse_loss(prediction: Tensor, target: Any) -> Tensor:
     return mean(diff * diff)
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.T + bias, with weight shaped (out_features, in_features) as in PyTorch."""
-    if x.shape[-1] != weight.shape[-1]:
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, impl: str = "composed") -> Tensor:
+    """x @ weight.T + bias, with weight shaped (out_features, in_features) as in PyTorch.
+
+    impl="composed" records transpose, matmul and add; impl="fused" records one
+    `kernels.LinearFused` node (same numbers, fewer ops: faster for small layers).
+    """
+    if impl not in ("composed", "fused"):
+        raise ValueError(f"linear: impl must be 'composed' or 'fused', got {impl!r}")
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be (out_features, in_features), got shape {weight.shape}")
+    if x.ndim < 1 or x.shape[-1] != weight.shape[-1]:
         raise ValueError(
-            f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight "
-            f"{weight.shape} expects {weight.shape[-1]}"
+            f"linear: input has {x.shape[-1] if x.ndim else 0} features (shape {x.shape}) but "
+            f"weight {weight.shape} expects {weight.shape[-1]}"
         )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias has shape {bias.shape}, expected ({weight.shape[0]},)")
+    if impl == "fused":
+        return LinearFused.apply(x, weight) if bias is None else LinearFused.apply(x, weight, bias)
     out = x @ weight.T
     return out if bias is None else out + bias
 

@@ -3,7 +3,7 @@
 `impl="composed"` records every step as a primitive op, so autograd derives the
 backward node by node (CS231n's `batchnorm_backward`); `impl="fused"` runs one
 kernel from `tinygrad_bn/kernels` with the closed-form backward
-(`batchnorm_backward_alt`). `FUSED_PAIRS` lists the twins for the tests.
+(`batchnorm_backward_alt`). `fused_pairs.FUSED_PAIRS` lists the twins for the tests.
 
 Conventions (PyTorch's): statistics over every axis but axis 1; the *biased*
 batch variance normalises; running_var is updated with the *unbiased* one;
@@ -13,13 +13,11 @@ means a cumulative average over the batches seen so far.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.autograd import Function
 from tinygrad_bn.kernels import BatchNormFused, LayerNormFused
 from tinygrad_bn.tensor import DIFFERENTIABLE_DTYPES, Tensor
 
@@ -188,30 +186,3 @@ def layer_norm(
     xhat = centred * (var + eps) ** -0.5
     out = xhat if weight is None else xhat * weight
     return out if bias is None else out + bias
-
-
-# ---------------------------------------------------------------- the registry of twins
-
-
-@dataclass(frozen=True)
-class FusedPair:
-    """A fused kernel and its composed twin, both called as fn(x, weight, bias, eps)."""
-
-    name: str
-    kernel: type[Function]
-    composed: Callable[..., Tensor]
-    fused: Callable[..., Tensor]
-
-
-def _bn(impl: str) -> Callable[..., Tensor]:
-    return lambda x, w, b, eps: batch_norm(x, None, None, w, b, training=True, eps=eps, impl=impl)
-
-
-def _ln(impl: str) -> Callable[..., Tensor]:
-    return lambda x, w, b, eps: layer_norm(x, w.shape, w, b, eps=eps, impl=impl)
-
-
-FUSED_PAIRS: dict[str, FusedPair] = {
-    "batch_norm": FusedPair("batch_norm", BatchNormFused, _bn("composed"), _bn("fused")),
-    "layer_norm": FusedPair("layer_norm", LayerNormFused, _ln("composed"), _ln("fused")),
-}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import numpy as np
 
 from tinygrad_bn import Tensor
-from tinygrad_bn.functional_norm import FUSED_PAIRS
+from tinygrad_bn.fused_pairs import FUSED_PAIRS
 from tinygrad_bn.gradcheck import check_fused, gradcheck, gradgradcheck
 
 
@@ -15,14 +16,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
     p = subparsers.add_parser(
         "check", help="check fused kernels vs composed twins and numerical gradients",
-        description="For each fused kernel (BatchNorm, LayerNorm): compare outputs, gradients and "
-        "double backward with the composed version, then gradcheck and gradgradcheck both in float64.",
+        description="For each fused kernel (BatchNorm, LayerNorm, Linear, cross-entropy): compare "
+        "outputs, gradients and double backward with the composed version, then gradcheck and "
+        "gradgradcheck both in float64.",
     )
     p.add_argument("--kernel", choices=sorted(FUSED_PAIRS), action="append",
                    help="check only this kernel (repeatable; default: all)")
     p.add_argument("--shape", default="8,4,3", help="input shape as comma-separated ints (default 8,4,3)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    p.add_argument("--eps", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 
@@ -44,20 +45,22 @@ def run(args: argparse.Namespace) -> int:
     failed = False
     for name in args.kernel or sorted(FUSED_PAIRS):
         pair = FUSED_PAIRS[name]
-        x = rng.normal(1.0, 2.0, shape).astype(args.dtype)
-        param_shape = (shape[1],) if name == "batch_norm" else shape[1:]
-        w = rng.normal(1.0, 0.5, param_shape).astype(args.dtype)
-        b = rng.normal(0.0, 0.5, param_shape).astype(args.dtype)
-        print(f"== {name}: {pair.kernel.__name__} vs composed, input {shape} {args.dtype}")
-        report = check_fused(pair.composed, pair.fused, [x, w, b, args.eps], raise_exception=False)
+        args_ = pair.example(rng, shape, args.dtype)
+        print(f"== {name}: {pair.kernel.__name__} vs composed, input {args_[0].shape} {args.dtype}")
+        report = check_fused(pair.composed, pair.fused, args_, raise_exception=False)
         print(report)
         failed |= not report.passed
+        arrays = [a for a in args_ if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+        rest = args_[len(arrays):]
         for impl in ("composed", "fused"):
             fn = getattr(pair, impl)
-            inputs = [Tensor(a.astype(np.float64), requires_grad=True) for a in (x, w, b)]
-            first = gradcheck(lambda x, w, b: fn(x, w, b, args.eps), inputs, raise_exception=False)
-            second = gradgradcheck(lambda x, w, b: fn(x, w, b, args.eps), inputs, atol=1e-4,
-                                   raise_exception=False)
+
+            def call(*tensors: Tensor, fn: Any = fn) -> Tensor:
+                return fn(*tensors, *rest)
+
+            inputs = [Tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
+            first = gradcheck(call, inputs, raise_exception=False)
+            second = gradgradcheck(call, inputs, atol=1e-4, raise_exception=False)
             worst1 = max(r.max_rel_err for r in first.inputs)
             worst2 = max(r.max_rel_err for r in second.inputs)
             print(f"   {impl:>8}: gradcheck max rel err {worst1:.2e} ({'ok' if first.passed else 'FAIL'}), "

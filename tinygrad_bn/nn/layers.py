@@ -21,6 +21,8 @@ class Linear(Module):
 
     Initialised like PyTorch: weight and bias uniform in +-1/sqrt(in_features),
     drawn from `rng` (a Generator or an int seed) so the init is reproducible.
+    impl="composed" records transpose/matmul/add (what graph drawings show);
+    impl="fused" one LinearFused node, faster for small layers.
     """
 
     def __init__(
@@ -30,8 +32,12 @@ class Linear(Module):
         bias: bool = True,
         dtype: Any = np.float32,
         rng: np.random.Generator | int | None = None,
+        impl: str = "composed",
     ):
         super().__init__()
+        if impl not in ("composed", "fused"):
+            raise ValueError(f"Linear: impl must be 'composed' or 'fused', got {impl!r}")
+        self.impl = impl
         if in_features <= 0 or out_features <= 0:
             raise ValueError(
                 f"Linear: feature counts must be positive, got in={in_features}, out={out_features}"
@@ -43,7 +49,7 @@ class Linear(Module):
         self.bias = Parameter(gen.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias, impl=self.impl)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -110,3 +110,78 @@ def norm_layer_inputs(
 def epsilons() -> st.SearchStrategy:
     """Values of a norm layer's eps, from tiny to large."""
     return st.sampled_from([1e-5, 1e-3, 0.1, 1.0])
+
+
+# ---------------------------------------------------------------- arguments of fused kernels
+
+
+def _norm_axes(kind: str, x: np.ndarray) -> tuple[int, ...]:
+    """The axes one statistic covers: all but channels (batch norm) or all but batch (layer norm)."""
+    return (0,) + tuple(range(2, x.ndim)) if kind == "batch_norm" else tuple(range(1, x.ndim))
+
+
+def _well_conditioned(kind: str, x: np.ndarray) -> bool:
+    """Every normalised group's spread is far above the float32 resolution of its values.
+
+    When a group's values agree to a few float32 ulps, centring them leaves mostly
+    rounding error and the normalised output is noise in *any* implementation; a
+    float32 comparison there measures the input's conditioning, not the kernel.
+    """
+    axes = _norm_axes(kind, x)
+    return bool(np.all(x.std(axis=axes) > 1e-2 * np.maximum(np.abs(x).max(axis=axes), 1e-3)))
+
+
+def norm_kernel_args(kind: str, dtype: str = "float64") -> st.SearchStrategy:
+    """[x, weight, bias, eps] for kind "batch_norm" (per channel) or "layer_norm" (per example)."""
+
+    @st.composite
+    def build(draw: Any) -> list[Any]:
+        x = draw(norm_layer_inputs(dtype=dtype))
+        axes = _norm_axes(kind, x)
+        if np.any(x.max(axis=axes) == x.min(axis=axes)):
+            # An exactly constant group normalises rounding noise: its second derivative
+            # is that noise times r**3 = eps**-1.5, so two implementations that sum in a
+            # different order disagree at ~1e-10. Test such groups for finiteness alone.
+            x = x + np.linspace(0.0, 1.0, x.size).reshape(x.shape)
+        if dtype == "float32":
+            # With 2 values per group xhat = +-1 and dx is identically zero: comparisons
+            # would measure rounding noise. Grow the groups to >= 4 values.
+            grow_axis = 0 if kind == "batch_norm" else 1
+            groups = x.shape[1] if kind == "batch_norm" else x.shape[0]
+            while x.size // groups < 4:
+                x = np.concatenate([x, x * 0.5 + 0.3], axis=grow_axis)
+            if not _well_conditioned(kind, x):
+                x = x + np.linspace(-1, 1, x.size).reshape(x.shape)
+        x = x.astype(dtype)
+        param_shape = (x.shape[1],) if kind == "batch_norm" else x.shape[1:]
+        w = draw(arrays(param_shape, dtype, -2.0, 2.0))
+        b = draw(arrays(param_shape, dtype, -2.0, 2.0))
+        return [x, w, b, draw(epsilons())]
+
+    return build()
+
+
+def linear_args(dtype: str = "float64") -> st.SearchStrategy:
+    """[x (..., in), weight (out, in), bias (out,)] for a linear layer."""
+
+    @st.composite
+    def build(draw: Any) -> list[Any]:
+        in_features, out_features = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+        lead = draw(shapes(1, 2, max_side=4))
+        x = draw(arrays((*lead, in_features), dtype))
+        return [x, draw(arrays((out_features, in_features), dtype)), draw(arrays((out_features,), dtype))]
+
+    return build()
+
+
+def classification_args(dtype: str = "float64") -> st.SearchStrategy:
+    """[logits (N, C), integer labels (N,)] for a cross-entropy loss."""
+
+    @st.composite
+    def build(draw: Any) -> list[Any]:
+        n, c = draw(st.integers(1, 6)), draw(st.integers(2, 5))
+        logits = draw(arrays((n, c), dtype, -6.0, 6.0))
+        labels = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)), dtype=np.int64)
+        return [logits, labels]
+
+    return build()

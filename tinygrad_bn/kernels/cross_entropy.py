@@ -1,0 +1,63 @@
+"""CrossEntropyFused: softmax cross-entropy of (N, C) logits and integer labels, in one op.
+
+With p = softmax(z) per row and y the labels, the loss of row i is
+logsumexp(z_i) - z_i[y_i], and its gradient is p_i - onehot(y_i): the
+probabilities minus one at the label. For reduction "mean" every row is scaled
+by 1/N, for "none" row i by the incoming g_i.
+
+The composed `functional.cross_entropy` records ~10 ops forward (max, sub, exp,
+sum, log, sub, getitem, neg, sum, mul) and more in backward; this records one.
+With create_graph=True, p is recomputed with Tensor ops so the gradient can be
+differentiated again.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinygrad_bn.autograd import Context, Function, is_grad_enabled
+from tinygrad_bn.tensor import Tensor
+
+
+class CrossEntropyFused(Function):
+    """Softmax cross-entropy of logits (N, C) against integer labels (N,)."""
+
+    fused = True
+
+    @staticmethod
+    def forward(ctx: Context, logits: Tensor, labels: np.ndarray, reduction: str) -> np.ndarray:
+        z = logits.data
+        shifted = z - z.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        rows = np.arange(z.shape[0])
+        per_example = np.log(total[:, 0]) - shifted[rows, labels]
+        exp /= total  # now the softmax probabilities, kept for backward
+        ctx.save_for_backward(logits, exp)
+        ctx.labels, ctx.reduction = labels, reduction
+        if reduction == "none":
+            return per_example
+        total_loss = per_example.sum(dtype=np.float64)
+        if reduction == "mean":
+            total_loss /= z.shape[0]
+        return np.asarray(total_loss, dtype=z.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        logits, probs = ctx.saved_tensors
+        n = logits.data.shape[0]
+        onehot = np.zeros_like(probs.data)
+        onehot[np.arange(n), ctx.labels] = 1.0
+        if ctx.reduction == "none":
+            scale = g.reshape(n, 1)
+        else:
+            scale = g * (1.0 / n) if ctx.reduction == "mean" else g
+        if is_grad_enabled():  # create_graph: softmax recomputed from the logits, recorded
+            shifted = logits - logits.detach().max(axis=1, keepdims=True)
+            e = shifted.exp()
+            p = e / e.sum(axis=1, keepdims=True)
+            return (p - Tensor._wrap(onehot, False, None)) * scale
+        return (probs.data - onehot) * scale.data
+
+
+CrossEntropyFused.name = "cross_entropy_fused"
