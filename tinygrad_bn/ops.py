@@ -28,12 +28,12 @@ def unbroadcast(grad: Tensor, shape: Shape) -> Tensor:
     """Sum `grad` back to `shape`: the adjoint of numpy broadcasting is a sum."""
     if grad.shape == shape:
         return grad
-    extra = grad.ndim - len(shape)
-    axes = tuple(range(extra)) + tuple(
-        extra + i for i, n in enumerate(shape) if n == 1 and grad.shape[extra + i] != 1
-    )
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
+    gshape = grad.data.shape
+    extra = len(gshape) - len(shape)
+    kept = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
+    if not kept:  # only leading axes were added (a bias): one sum, no reshape
+        return grad.sum(axis=tuple(range(extra)))
+    grad = grad.sum(axis=tuple(range(extra)) + kept, keepdims=True)
     return grad.reshape(shape)
 
 
@@ -352,7 +352,7 @@ register("reshape", Reshape)
 class Transpose(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, axes: Shape) -> np.ndarray:
-        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+        if len(axes) != x.data.ndim or sorted(a % max(x.data.ndim, 1) for a in axes) != list(range(x.data.ndim)):
             raise ValueError(f"axes {axes} are not a permutation of {x.ndim} axes")
         ctx.axes = axes
         return x.data.transpose(axes)
