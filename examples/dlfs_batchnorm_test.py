@@ -14,7 +14,6 @@ stderr). --quick: 4 weight scales, 3 epochs, 200 digits, in a few seconds.
 """
 
 import argparse
-import io
 from pathlib import Path
 
 import matplotlib
@@ -23,8 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from tinygrad_bn._io import atomic_write_bytes  # noqa: E402
 from tinygrad_bn.compat.dlfs import SGD, MultiLayerNetExtend, load_mnist  # noqa: E402
+from tinygrad_bn.experiments.plots import save_png  # noqa: E402
 
 BATCH_SIZE, LEARNING_RATE = 100, 0.01
 
@@ -89,10 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         if i == n_scales - 1:
             ax.legend(loc="lower right")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
+    path = save_png(fig, args.out / "dlfs_batchnorm_test.png", dpi=80)
     plt.close(fig)
-    print(f"wrote {atomic_write_bytes(args.out / 'dlfs_batchnorm_test.png', buffer.getvalue())}")
+    print(f"wrote {path}")
     return 0
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tinygrad_bn import Tensor, cli, nn, viz
 from tinygrad_bn import functional as F
+from tinygrad_bn.viz.examples import Model
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_dot = pytest.mark.skipif(not viz.dot_available(), reason="Graphviz `dot` is not installed")
@@ -95,20 +96,6 @@ def parse_dot(source: str) -> Dot:
 
 
 # ---------------------------------------------------------------- graphs to draw
-
-
-class Model(nn.Module):
-    """Named layers applied in order."""
-
-    def __init__(self, **layers: nn.Module):
-        super().__init__()
-        for name, layer in layers.items():
-            setattr(self, name, layer)
-
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in self.children():
-            x = layer(x)
-        return x
 
 
 def bn_loss(impl: str, backward: bool = True, seed: int = 0) -> tuple[Tensor, Model]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -171,6 +171,7 @@ class Optimizer:
     hyperparameters: dict[str, Callable[[str, str, Any], Any]] = {}
     buffers: tuple[str, ...] = ()
     counters: tuple[str, ...] = ()
+    _work: list[tuple[np.ndarray, ...]]  # scratch arrays per parameter, set by each subclass
 
     def __init__(self, params: Iterable[Tensor], **hyper: Any):
         name = type(self).__name__
@@ -197,6 +198,20 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient, in place."""
         raise NotImplementedError
+
+    def _with_grads(self) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, Any], tuple[np.ndarray, ...]]]:
+        """(gradient, weights, state, scratch arrays) of every parameter that has a gradient.
+
+        Both arrays must still have the parameter's shape when the optimizer was built:
+        its state and scratch arrays are sized for it.
+        """
+        for p, state, work in zip(self.params, self.state, self._work, strict=True):
+            if p.grad is None:
+                continue
+            g, w = p.grad.data, p.data
+            if g.shape != work[0].shape or w.shape != work[0].shape:
+                _shape_error(self, p, work[0].shape)
+            yield g, w, state, work
 
     # ---------------------------------------------------------------- state
 
@@ -329,12 +344,7 @@ class SGD(Optimizer):
     def step(self) -> None:
         """p <- p - lr * direction, for every parameter with a gradient."""
         nesterov = self.nesterov
-        for p, state, (t1, t2) in zip(self.params, self.state, self._work, strict=True):
-            if p.grad is None:
-                continue
-            g, w = p.grad.data, p.data
-            if g.shape != t1.shape or w.shape != t1.shape:
-                _shape_error(self, p, t1.shape)
+        for g, w, state, (t1, t2) in self._with_grads():
             lr, mu, wd = _scalars(w.dtype, self.lr, self.momentum, self.weight_decay)
             d = g  # the step direction; never written to, as it may be p.grad's array
             if wd:
@@ -363,20 +373,11 @@ class AdaGrad(Optimizer):
 
     def step(self) -> None:
         """s <- s + g^2; p <- p - lr * g / (sqrt(s) + eps)."""
-        for p, state, (t,) in zip(self.params, self.state, self._work, strict=True):
-            if p.grad is None:
-                continue
-            g, w = p.grad.data, p.data
-            if g.shape != t.shape or w.shape != t.shape:
-                _shape_error(self, p, t.shape)
+        for g, w, state, (t,) in self._with_grads():
             lr, eps = _scalars(w.dtype, self.lr, self.eps)
             s = state["sum"]
             s += np.multiply(g, g, out=t)
-            denom = np.sqrt(s, out=t)
-            denom += eps
-            step = np.divide(g, denom, out=t)
-            step *= lr
-            w -= step
+            _descend(w, g, s, lr, eps, out=t)
 
 
 class RMSProp(Optimizer):
@@ -393,12 +394,7 @@ class RMSProp(Optimizer):
 
     def step(self) -> None:
         """s <- alpha*s + (1-alpha)*g^2; p <- p - lr * g / (sqrt(s) + eps)."""
-        for p, state, (t,) in zip(self.params, self.state, self._work, strict=True):
-            if p.grad is None:
-                continue
-            g, w = p.grad.data, p.data
-            if g.shape != t.shape or w.shape != t.shape:
-                _shape_error(self, p, t.shape)
+        for g, w, state, (t,) in self._with_grads():
             lr, alpha, one_minus_alpha, eps = _scalars(
                 w.dtype, self.lr, self.alpha, 1.0 - self.alpha, self.eps
             )
@@ -407,11 +403,7 @@ class RMSProp(Optimizer):
             sq = np.multiply(g, g, out=t)
             sq *= one_minus_alpha
             s += sq
-            denom = np.sqrt(s, out=t)
-            denom += eps
-            step = np.divide(g, denom, out=t)
-            step *= lr
-            w -= step
+            _descend(w, g, s, lr, eps, out=t)
 
 
 class Adam(Optimizer):
@@ -441,12 +433,7 @@ class Adam(Optimizer):
     def step(self) -> None:
         """m, v <- moving averages of g, g^2; p <- p - lr * m_hat / (sqrt(v_hat) + eps)."""
         (b1, b2) = self.betas
-        for p, state, (t1, t2) in zip(self.params, self.state, self._work, strict=True):
-            if p.grad is None:
-                continue
-            g, w = p.grad.data, p.data
-            if g.shape != t1.shape or w.shape != t1.shape:
-                _shape_error(self, p, t1.shape)
+        for g, w, state, (t1, t2) in self._with_grads():
             t = state["step"] = state["step"] + 1
             # sqrt(v_hat) + eps = sqrt(v) / sqrt(1 - b2^t) + eps, and m_hat = m / (1 - b1^t):
             # folding the bias corrections into two scalars saves two passes over the arrays.
@@ -463,12 +450,26 @@ class Adam(Optimizer):
             sq = np.multiply(g, g, out=t1)
             sq *= one_minus_b2
             v += sq
-            denom = np.sqrt(v, out=t1)
-            denom *= v_scale
-            denom += eps
-            step = np.divide(m, denom, out=t1)
-            step *= step_size
-            w -= step
+            _descend(w, m, v, step_size, eps, out=t1, rms_scale=v_scale)
+
+
+def _descend(
+    w: np.ndarray,
+    direction: np.ndarray,
+    square_avg: np.ndarray,
+    lr: np.ndarray,
+    eps: np.ndarray,
+    out: np.ndarray,
+    rms_scale: np.ndarray | None = None,
+) -> None:
+    """w <- w - lr * direction / (rms_scale * sqrt(square_avg) + eps), in place, `out` as work space."""
+    denom = np.sqrt(square_avg, out=out)
+    if rms_scale is not None:
+        denom *= rms_scale
+    denom += eps
+    step = np.divide(direction, denom, out=out)
+    step *= lr
+    w -= step
 
 
 def _shape_error(opt: Optimizer, p: Tensor, expected: tuple[int, ...]) -> None:

@@ -19,26 +19,13 @@ from tinygrad_bn import functional as F
 from tinygrad_bn import nn, viz
 from tinygrad_bn.tensor import Tensor
 from tinygrad_bn.viz.draw import RANKDIRS, VIEWS
+from tinygrad_bn.viz.examples import Model
 
 MODELS = ("batchnorm", "layernorm", "mlp", "mlp-bn")
 IMPLS = ("composed", "fused", "both")
 
 # Small on purpose: a learner should be able to follow every node of the drawing.
 BATCH, FEATURES, HIDDEN, CLASSES = 8, 4, 6, 3
-
-
-class Model(nn.Module):
-    """Named layers applied in order (a Sequential whose children have readable names)."""
-
-    def __init__(self, **layers: nn.Module):
-        super().__init__()
-        for name, layer in layers.items():
-            setattr(self, name, layer)
-
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in self.children():
-            x = layer(x)
-        return x
 
 
 def build_example(model: str, impl: str = "composed", seed: int = 0) -> tuple[Tensor, nn.Module]:

@@ -1,4 +1,4 @@
-"""What every preset shares: configs, seeding, data, the MLPs, evaluation, results on disk.
+"""What every preset shares: configs, seeding, data, the MLPs, training, results, the run.
 
 Reproducibility rule: a task (one training run, or one BN/plain pair) draws
 every random number (weights, minibatches) from its own Generator seeded from
@@ -13,7 +13,8 @@ import functools
 import json
 import math
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from tinygrad_bn import functional as F
 from tinygrad_bn import nn
 from tinygrad_bn._io import atomic_write_bytes
 from tinygrad_bn.autograd import no_grad
+from tinygrad_bn.experiments.parallel import run_tasks
+from tinygrad_bn.optim import Optimizer
 from tinygrad_bn.tensor import Tensor
 
 DATASETS = ("mnist5k", "mnist", "cifar10")
@@ -186,6 +189,17 @@ def loss_and_backward(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return float(loss.data)
 
 
+def train_step(model: nn.Module, optimizer: Optimizer, x: np.ndarray, y: np.ndarray) -> float:
+    """One optimizer step on one batch; the loss, NaN if it overflowed.
+
+    The gradients stay on the parameters until the next step (`init-diagnostics` reads them).
+    """
+    optimizer.zero_grad()
+    loss = finite_or_nan(loss_and_backward(model, x, y))
+    optimizer.step()
+    return loss
+
+
 # ---------------------------------------------------------------- results
 
 
@@ -266,3 +280,55 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def finite_or_nan(value: float) -> float:
     """`value` unchanged, or NaN if it is inf (a diverged loss is reported as such)."""
     return value if math.isfinite(value) else float("nan")
+
+
+# ---------------------------------------------------------------- running a preset
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """What makes a preset: its config, its tasks, how it logs, collects and draws.
+
+    `run` is the same for every preset. `run_task` runs in worker processes, so it
+    must be a module-level function and the tasks picklable (see `parallel.run_tasks`).
+    """
+
+    name: str
+    config_type: type[ExperimentConfig]
+    load_data: Callable[[Any], Any]  # called once before any task, so missing data fails early
+    describe: Callable[[Any], str]  # config -> the first log line
+    tasks: Callable[[Any], list[Any]]  # config -> the tasks, each one call of run_task
+    run_task: Callable[[Any], dict[str, Any]]
+    progress: Callable[[Any, dict[str, Any]], str]  # (task, its result) -> a log line
+    collect: Callable[[Any, list[dict[str, Any]]], dict[str, Any]]  # (config, results) -> JSON
+    summary_table: Callable[[dict[str, Any]], str]
+    figures: Sequence[tuple[str, Callable[[dict[str, Any], Path], Path]]]  # (file name, plot)
+
+    def run(
+        self,
+        config: ExperimentConfig | None = None,
+        *,
+        jobs: int | None = 1,
+        out_dir: str | os.PathLike | None = None,
+        log: Callable[[str], None] | None = print,
+    ) -> RunResult:
+        """Run every task in `jobs` processes; write `<name>.json` and the figures into `out_dir`."""
+        config = config if config is not None else self.config_type()
+        out = prepare_out_dir(out_dir)
+        self.load_data(config)  # fail early, in this process, if the data is missing
+        say = log or (lambda _: None)
+        say(self.describe(config))
+        start = time.perf_counter()
+        tasks = self.tasks(config)
+
+        def progress(i: int, result: dict[str, Any]) -> None:
+            say(self.progress(tasks[i], result))
+
+        task_results = run_tasks(self.run_task, tasks, jobs, progress)
+        seconds = time.perf_counter() - start
+        results = json_safe(self.collect(config, task_results))
+        # The JSON first: if drawing fails (no matplotlib), the results are kept.
+        js = write_json(out / f"{self.name}.json", results_payload(self.name, config, results, seconds))
+        figures = [plot(results, out / file_name) for file_name, plot in self.figures]
+        return RunResult(self.name, config.to_dict(), results, [*figures, js],
+                         self.summary_table(results), seconds)

@@ -17,10 +17,8 @@ the rest. Each net is its own task with its own Generator (see `common.task_rng`
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,22 +26,16 @@ import numpy as np
 from tinygrad_bn import nn, optim
 from tinygrad_bn.experiments import plots
 from tinygrad_bn.experiments.common import (
+    Experiment,
     ExperimentConfig,
-    RunResult,
     accuracy,
     build_mlp,
-    finite_or_nan,
     format_table,
-    json_safe,
     load_dataset,
-    loss_and_backward,
     positive,
-    prepare_out_dir,
-    results_payload,
     task_rng,
-    write_json,
+    train_step,
 )
-from tinygrad_bn.experiments.parallel import run_tasks
 
 NAME = "cs231n-deep"
 NUM_CLASSES = 10
@@ -113,9 +105,7 @@ def solver_train(
     with np.errstate(all="ignore"):  # large scales without BatchNorm overflow; that is data
         for step in range(total_steps):
             rows = rng.integers(0, n, batch_size)
-            optimizer.zero_grad()
-            history["loss"].append(finite_or_nan(loss_and_backward(model, x_train[rows], y_train[rows])))
-            optimizer.step()
+            history["loss"].append(train_step(model, optimizer, x_train[rows], y_train[rows]))
             # The Solver measures at the first step, at each epoch's end and at the last step
             # (which is usually an epoch's end too: one measurement, not two).
             if step == 0 or step == total_steps - 1 or (step + 1) % steps_per_epoch == 0:
@@ -153,34 +143,35 @@ def summary_table(results: dict[str, Any]) -> str:
     )
 
 
-def run(
-    config: Config | None = None,
-    *,
-    jobs: int | None = 1,
-    out_dir: str | Path | None = None,
-    log: Callable[[str], None] | None = print,
-) -> RunResult:
-    """Train both nets; write `cs231n-deep.png` and `.json` into `out_dir`."""
-    config = config if config is not None else Config()
-    out = prepare_out_dir(out_dir)
-    course_data(config)  # fail early, in this process, if the data is missing
-    say = log or (lambda _: None)
-    say(f"{NAME}: {1 + len(config.hidden_sizes)}-layer net with and without BatchNorm, "
-        f"{config.epochs} epochs on {config.train_size} {config.dataset} examples, {config.dtype}")
-    start = time.perf_counter()
-    tasks = [(config, 0, "bn"), (config, 1, "plain")]
+def describe(config: Config) -> str:
+    """The first log line of a run."""
+    return (f"{NAME}: {1 + len(config.hidden_sizes)}-layer net with and without BatchNorm, "
+            f"{config.epochs} epochs on {config.train_size} {config.dataset} examples, {config.dtype}")
 
-    def progress(i: int, r: dict[str, Any]) -> None:
-        say(f"  {tasks[i][2]:>5}: best validation accuracy {r['best_val_acc']:.3f}")
 
-    bn, plain = run_tasks(train_one, tasks, jobs, progress)
-    seconds = time.perf_counter() - start
-    results = json_safe({
+def tasks(config: Config) -> list[tuple[Config, int, str]]:
+    """Two tasks: the BN net, then the baseline."""
+    return [(config, 0, "bn"), (config, 1, "plain")]
+
+
+def progress_line(task: tuple[Config, int, str], result: dict[str, Any]) -> str:
+    """The log line of one finished net."""
+    return f"  {task[2]:>5}: best validation accuracy {result['best_val_acc']:.3f}"
+
+
+def collect(config: Config, histories: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results: both nets' histories."""
+    bn, plain = histories
+    return {
         "title": f"{NAME} ({config.dataset}, {config.train_size} examples, "
                  f"weight scale {config.weight_scale:g})",
         "runs": {"bn": bn, "plain": plain},
-    })
-    # The JSON first: if drawing fails (no matplotlib), the results are kept.
-    js = write_json(out / f"{NAME}.json", results_payload(NAME, config, results, seconds))
-    png = plots.plot_cs231n_deep(results, out / f"{NAME}.png")
-    return RunResult(NAME, config.to_dict(), results, [png, js], summary_table(results), seconds)
+    }
+
+
+EXPERIMENT = Experiment(
+    NAME, Config, load_data=course_data, describe=describe, tasks=tasks, run_task=train_one,
+    progress=progress_line, collect=collect, summary_table=summary_table,
+    figures=((f"{NAME}.png", plots.plot_cs231n_deep),),
+)
+run = EXPERIMENT.run

@@ -11,29 +11,21 @@ Every (scale, variant) pair is an independent task with its own Generator.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tinygrad_bn.experiments import plots
 from tinygrad_bn.experiments.common import (
+    Experiment,
     ExperimentConfig,
-    RunResult,
     build_mlp,
     format_table,
-    json_safe,
     positive,
-    prepare_out_dir,
-    results_payload,
     task_rng,
-    write_json,
 )
 from tinygrad_bn.experiments.cs231n_deep import NUM_CLASSES, course_data, solver_train
-from tinygrad_bn.experiments.parallel import run_tasks
 
 NAME = "cs231n-init-sweep"
 VARIANTS = ("bn", "plain")
@@ -92,37 +84,37 @@ def summary_table(results: dict[str, Any]) -> str:
                          "BN loss", "plain loss"), rows)
 
 
-def run(
-    config: Config | None = None,
-    *,
-    jobs: int | None = 1,
-    out_dir: str | Path | None = None,
-    log: Callable[[str], None] | None = print,
-) -> RunResult:
-    """Run the sweep; write `cs231n-init-sweep.png` and `.json` into `out_dir`."""
-    config = config if config is not None else Config()
-    out = prepare_out_dir(out_dir)
-    course_data(config)  # fail early, in this process, if the data is missing
-    say = log or (lambda _: None)
-    say(f"{NAME}: {config.num_scales} weight scales x (BN, plain), "
-        f"{1 + len(config.hidden_sizes)}-layer nets, {config.epochs} epochs on "
-        f"{config.train_size} {config.dataset} examples, {config.dtype}")
-    start = time.perf_counter()
-    tasks = [(config, i) for i in range(2 * config.num_scales)]
+def describe(config: Config) -> str:
+    """The first log line of a run."""
+    return (f"{NAME}: {config.num_scales} weight scales x (BN, plain), "
+            f"{1 + len(config.hidden_sizes)}-layer nets, {config.epochs} epochs on "
+            f"{config.train_size} {config.dataset} examples, {config.dtype}")
 
-    def progress(i: int, r: dict[str, Any]) -> None:
-        say(f"  scale {r['scale']:.2e} {VARIANTS[i % 2]:>5}: "
-            f"best validation accuracy {r['best_val_acc']:.3f}")
 
-    histories = run_tasks(train_one, tasks, jobs, progress)
-    seconds = time.perf_counter() - start
-    results = json_safe({
+def tasks(config: Config) -> list[tuple[Config, int]]:
+    """Two tasks per weight scale (see `train_one`)."""
+    return [(config, i) for i in range(2 * config.num_scales)]
+
+
+def progress_line(task: tuple[Config, int], result: dict[str, Any]) -> str:
+    """The log line of one finished net."""
+    return (f"  scale {result['scale']:.2e} {VARIANTS[task[1] % 2]:>5}: "
+            f"best validation accuracy {result['best_val_acc']:.3f}")
+
+
+def collect(config: Config, histories: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results: the scales and, per variant, one history per scale."""
+    return {
         "title": f"{NAME} ({config.dataset}, {config.train_size} examples)",
         "scales": config.scales,
         "loss_window": config.loss_window,
         "runs": {"bn": histories[0::2], "plain": histories[1::2]},
-    })
-    # The JSON first: if drawing fails (no matplotlib), the results are kept.
-    js = write_json(out / f"{NAME}.json", results_payload(NAME, config, results, seconds))
-    png = plots.plot_cs231n_init_sweep(results, out / f"{NAME}.png")
-    return RunResult(NAME, config.to_dict(), results, [png, js], summary_table(results), seconds)
+    }
+
+
+EXPERIMENT = Experiment(
+    NAME, Config, load_data=course_data, describe=describe, tasks=tasks, run_task=train_one,
+    progress=progress_line, collect=collect, summary_table=summary_table,
+    figures=((f"{NAME}.png", plots.plot_cs231n_init_sweep),),
+)
+run = EXPERIMENT.run

@@ -19,34 +19,25 @@ global state (see `common.task_rng`).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinygrad_bn import optim
+from tinygrad_bn import nn, optim
 from tinygrad_bn.experiments import plots
 from tinygrad_bn.experiments.common import (
+    Experiment,
     ExperimentConfig,
-    RunResult,
     accuracy,
     build_mlp,
-    finite_or_nan,
     format_table,
-    json_safe,
     load_dataset,
-    loss_and_backward,
     positive,
-    prepare_out_dir,
-    results_payload,
     take,
     task_rng,
-    write_json,
+    train_step,
 )
-from tinygrad_bn.experiments.parallel import run_tasks
 
 NAME = "dlfs-init-sweep"
 HIDDEN_SIZES = (100, 100, 100, 100, 100)
@@ -82,41 +73,65 @@ class Config(ExperimentConfig):
         return cls(**{"num_scales": 2, "evaluations": 3, "train_size": 200, **overrides})
 
 
-def training_digits(config: Config) -> tuple[np.ndarray, np.ndarray]:
-    """The first `train_size` training examples, in the config's dtype."""
+def training_digits(config: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The first `train_size` training examples, in the config's dtype (also init-diagnostics')."""
     (x_train, y_train), _ = load_dataset(config.dataset, config.data_dir)
     x = take(config.dataset, x_train, config.train_size).astype(config.dtype)
     return x, take(config.dataset, y_train, config.train_size)
 
 
+@dataclass
+class BookPair:
+    """The book's BN and plain nets for one weight scale, with their SGD optimizers.
+
+    Both draw their weights (the BN net first) and then every minibatch from the
+    task's one Generator, and both train on the same minibatches.
+    """
+
+    scale: float
+    x: np.ndarray
+    y: np.ndarray
+    rng: np.random.Generator
+    nets: dict[str, nn.Sequential]
+    optimizers: dict[str, optim.SGD]
+
+    @classmethod
+    def for_task(cls, config: Any, index: int) -> BookPair:
+        """Task `index` of a dlfs-init-sweep or init-diagnostics config: scale config.scales[index]."""
+        x, y = training_digits(config)
+        rng = task_rng(config.seed, index)
+        scale = float(config.scales[index])
+        nets = {key: build_mlp(x.shape[1], HIDDEN_SIZES, NUM_CLASSES, scale, use_bn, rng,
+                               config.dtype, config.bn_impl, config.bn_eps)
+                for key, use_bn in NETS}
+        optimizers = {key: optim.SGD(net.parameters(), lr=config.lr) for key, net in nets.items()}
+        return cls(scale, x, y, rng, nets, optimizers)
+
+    def sgd_step(self, batch_size: int) -> dict[str, float]:
+        """Both nets take one step on one minibatch drawn with replacement; their losses."""
+        rows = self.rng.integers(0, len(self.x), batch_size)
+        xb, yb = self.x[rows], self.y[rows]
+        return {key: train_step(net, self.optimizers[key], xb, yb) for key, net in self.nets.items()}
+
+
 def train_pair(task: tuple[Config, int]) -> dict[str, Any]:
     """Train the BN and plain nets of one weight scale in lockstep; their curves."""
     config, index = task
-    x, y = training_digits(config)
-    rng = task_rng(config.seed, index)
-    scale = float(config.scales[index])
-    nets = {key: build_mlp(x.shape[1], HIDDEN_SIZES, NUM_CLASSES, scale, use_bn, rng,
-                           config.dtype, config.bn_impl, config.bn_eps)
-            for key, use_bn in NETS}
-    optimizers = {key: optim.SGD(net.parameters(), lr=config.lr) for key, net in nets.items()}
-    curves: dict[str, dict[str, list[float]]] = {key: {"train_acc": [], "loss": []} for key in nets}
+    pair = BookPair.for_task(config, index)
+    curves: dict[str, dict[str, list[float]]] = {key: {"train_acc": [], "loss": []} for key in pair.nets}
     step = 0
     # Without BatchNorm the large scales diverge to inf/nan: that is the finding, not an error.
     with np.errstate(all="ignore"):
         while True:
-            rows = rng.integers(0, len(x), config.batch_size)
-            xb, yb = x[rows], y[rows]
-            for key, net in nets.items():
-                optimizers[key].zero_grad()
-                curves[key]["loss"].append(finite_or_nan(loss_and_backward(net, xb, yb)))
-                optimizers[key].step()
+            for key, loss in pair.sgd_step(config.batch_size).items():
+                curves[key]["loss"].append(loss)
             if step % config.eval_every == 0:
-                for key, net in nets.items():
-                    curves[key]["train_acc"].append(accuracy(net, x, y))
+                for key, net in pair.nets.items():
+                    curves[key]["train_acc"].append(accuracy(net, pair.x, pair.y))
                 if len(curves["bn"]["train_acc"]) >= config.evaluations:
                     break
             step += 1
-    return {"scale": scale, "steps": step + 1, **curves}
+    return {"scale": pair.scale, "steps": step + 1, **curves}
 
 
 def summary_table(results: dict[str, Any]) -> str:
@@ -128,35 +143,36 @@ def summary_table(results: dict[str, Any]) -> str:
     return format_table(("scale", "BN final", "plain final", "BN best", "plain best"), rows)
 
 
-def run(
-    config: Config | None = None,
-    *,
-    jobs: int | None = 1,
-    out_dir: str | Path | None = None,
-    log: Callable[[str], None] | None = print,
-) -> RunResult:
-    """Run the sweep; write `dlfs-init-sweep.png` and `.json` into `out_dir`."""
-    config = config if config is not None else Config()
-    out = prepare_out_dir(out_dir)
-    x, _ = training_digits(config)  # fail early, in this process, if the data is missing
-    say = log or (lambda _: None)
-    say(f"{NAME}: {config.num_scales} weight scales x (BN + plain) on {len(x)} "
-        f"{config.dataset} examples, {config.evaluations} evaluations, {config.dtype}")
-    start = time.perf_counter()
+def describe(config: Config) -> str:
+    """The first log line of a run."""
+    return (f"{NAME}: {config.num_scales} weight scales x (BN + plain) on {config.train_size} "
+            f"{config.dataset} examples, {config.evaluations} evaluations, {config.dtype}")
 
-    def progress(i: int, run_: dict[str, Any]) -> None:
-        say(f"  scale {run_['scale']:.2e}: train accuracy BN {run_['bn']['train_acc'][-1]:.3f}, "
-            f"plain {run_['plain']['train_acc'][-1]:.3f}")
 
-    runs = run_tasks(train_pair, [(config, i) for i in range(config.num_scales)], jobs, progress)
-    seconds = time.perf_counter() - start
-    results = json_safe({
+def progress_line(task: tuple[Config, int], result: dict[str, Any]) -> str:
+    """The log line of one finished weight scale."""
+    return (f"  scale {result['scale']:.2e}: train accuracy BN {result['bn']['train_acc'][-1]:.3f}, "
+            f"plain {result['plain']['train_acc'][-1]:.3f}")
+
+
+def collect(config: Config, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results: one run per scale, and the steps at which accuracy was measured."""
+    return {
         "title": f"{NAME} ({config.dataset}, {config.train_size} examples)",
         "scales": config.scales,
         "eval_steps": [k * config.eval_every for k in range(config.evaluations)],
         "runs": runs,
-    })
-    # The JSON first: if drawing fails (no matplotlib), the results are kept.
-    js = write_json(out / f"{NAME}.json", results_payload(NAME, config, results, seconds))
-    png = plots.plot_dlfs_init_sweep(results, out / f"{NAME}.png")
-    return RunResult(NAME, config.to_dict(), results, [png, js], summary_table(results), seconds)
+    }
+
+
+def tasks(config: Config) -> list[tuple[Config, int]]:
+    """One task per weight scale."""
+    return [(config, i) for i in range(config.num_scales)]
+
+
+EXPERIMENT = Experiment(
+    NAME, Config, load_data=training_digits, describe=describe, tasks=tasks, run_task=train_pair,
+    progress=progress_line, collect=collect, summary_table=summary_table,
+    figures=((f"{NAME}.png", plots.plot_dlfs_init_sweep),),
+)
+run = EXPERIMENT.run

@@ -16,36 +16,24 @@ and looked at twice:
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinygrad_bn import nn, optim
+from tinygrad_bn import nn
 from tinygrad_bn.autograd import no_grad
 from tinygrad_bn.experiments import plots
 from tinygrad_bn.experiments.common import (
+    Experiment,
     ExperimentConfig,
-    RunResult,
-    build_mlp,
     finite_or_nan,
     format_table,
-    json_safe,
     linear_layers,
     load_dataset,
-    loss_and_backward,
     positive,
-    prepare_out_dir,
-    results_payload,
-    take,
-    task_rng,
-    write_json,
 )
-from tinygrad_bn.experiments.dlfs_init_sweep import BOOK_BN_EPS, HIDDEN_SIZES, NETS, NUM_CLASSES
-from tinygrad_bn.experiments.parallel import run_tasks
+from tinygrad_bn.experiments.dlfs_init_sweep import BOOK_BN_EPS, HIDDEN_SIZES, BookPair
 from tinygrad_bn.tensor import Tensor
 
 NAME = "init-diagnostics"
@@ -116,33 +104,22 @@ def histogram(values: np.ndarray, bins: int) -> dict[str, Any]:
 def diagnose_pair(task: tuple[Config, int]) -> dict[str, Any]:
     """Histograms at init and per-step gradient norms for one scale, BN and plain."""
     config, index = task
-    (x_train, y_train), _ = load_dataset(config.dataset, config.data_dir)
-    x = take(config.dataset, x_train, config.train_size).astype(config.dtype)
-    y = take(config.dataset, y_train, config.train_size)
-    rng = task_rng(config.seed, index)
-    scale = float(config.scales[index])
-    nets = {key: build_mlp(x.shape[1], HIDDEN_SIZES, NUM_CLASSES, scale, use_bn, rng,
-                           config.dtype, config.bn_impl, config.bn_eps)
-            for key, use_bn in NETS}
-    result: dict[str, Any] = {"scale": scale}
-    for key, net in nets.items():
+    pair = BookPair.for_task(config, index)
+    result: dict[str, Any] = {"scale": pair.scale}
+    for key, net in pair.nets.items():
         with np.errstate(all="ignore"):
-            acts = hidden_activations(net, x)
+            acts = hidden_activations(net, pair.x)
         result[key] = {"activations": [histogram(a, config.bins) for a in acts],
                        "grad_norms": [], "loss": []}
-    optimizers = {key: optim.SGD(net.parameters(), lr=config.lr) for key, net in nets.items()}
     with np.errstate(all="ignore"):  # diverging plain nets are part of the picture
         for _ in range(config.iterations):
-            rows = rng.integers(0, len(x), config.batch_size)
-            for key, net in nets.items():
-                optimizers[key].zero_grad()
-                loss = loss_and_backward(net, x[rows], y[rows])
-                result[key]["loss"].append(finite_or_nan(loss))
+            for key, loss in pair.sgd_step(config.batch_size).items():
+                result[key]["loss"].append(loss)
+                # The step leaves the gradients in place: these are the ones it used.
                 result[key]["grad_norms"].append(
                     [finite_or_nan(float(np.linalg.norm(layer.weight.grad.data)))
-                     for layer in linear_layers(net)]
+                     for layer in linear_layers(pair.nets[key])]
                 )
-                optimizers[key].step()
     return result
 
 
@@ -158,36 +135,38 @@ def summary_table(results: dict[str, Any]) -> str:
                          "|dW1| start", "|dW out| start", "|dW1| end"), rows)
 
 
-def run(
-    config: Config | None = None,
-    *,
-    jobs: int | None = 1,
-    out_dir: str | Path | None = None,
-    log: Callable[[str], None] | None = print,
-) -> RunResult:
-    """Write `init-diagnostics-activations.png`, `-gradients.png` and `.json` into `out_dir`."""
-    config = config if config is not None else Config()
-    out = prepare_out_dir(out_dir)
-    load_dataset(config.dataset, config.data_dir)  # fail early, in this process
-    say = log or (lambda _: None)
-    say(f"{NAME}: {config.num_scales} weight scales x (BN, plain), activations at init and "
-        f"{config.iterations} training steps, {config.dataset}, {config.dtype}")
-    start = time.perf_counter()
+def load_data(config: Config) -> None:
+    """Load the dataset once in this process, so a missing file fails before any task."""
+    load_dataset(config.dataset, config.data_dir)
 
-    def progress(i: int, r: dict[str, Any]) -> None:
-        say(f"  scale {r['scale']:.0e}: last hidden layer activation std "
-            f"BN {r['bn']['activations'][-1]['std']:.3g}, "
-            f"plain {r['plain']['activations'][-1]['std']:.3g}")
 
-    runs = run_tasks(diagnose_pair, [(config, i) for i in range(config.num_scales)], jobs, progress)
-    seconds = time.perf_counter() - start
-    results = json_safe({"title": f"{NAME} ({config.dataset})", "scales": config.scales,
-                         "runs": runs})
-    # The JSON first: if drawing fails (no matplotlib), the results are kept.
-    js = write_json(out / f"{NAME}.json", results_payload(NAME, config, results, seconds))
-    files = [
-        plots.plot_activation_histograms(results, out / f"{NAME}-activations.png"),
-        plots.plot_gradient_norms(results, out / f"{NAME}-gradients.png"),
-        js,
-    ]
-    return RunResult(NAME, config.to_dict(), results, files, summary_table(results), seconds)
+def describe(config: Config) -> str:
+    """The first log line of a run."""
+    return (f"{NAME}: {config.num_scales} weight scales x (BN, plain), activations at init and "
+            f"{config.iterations} training steps, {config.dataset}, {config.dtype}")
+
+
+def tasks(config: Config) -> list[tuple[Config, int]]:
+    """One task per weight scale."""
+    return [(config, i) for i in range(config.num_scales)]
+
+
+def progress_line(task: tuple[Config, int], result: dict[str, Any]) -> str:
+    """The log line of one finished weight scale."""
+    return (f"  scale {result['scale']:.0e}: last hidden layer activation std "
+            f"BN {result['bn']['activations'][-1]['std']:.3g}, "
+            f"plain {result['plain']['activations'][-1]['std']:.3g}")
+
+
+def collect(config: Config, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results: one run per scale."""
+    return {"title": f"{NAME} ({config.dataset})", "scales": config.scales, "runs": runs}
+
+
+EXPERIMENT = Experiment(
+    NAME, Config, load_data=load_data, describe=describe, tasks=tasks, run_task=diagnose_pair,
+    progress=progress_line, collect=collect, summary_table=summary_table,
+    figures=((f"{NAME}-activations.png", plots.plot_activation_histograms),
+             (f"{NAME}-gradients.png", plots.plot_gradient_norms)),
+)
+run = EXPERIMENT.run

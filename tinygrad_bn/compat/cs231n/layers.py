@@ -244,6 +244,15 @@ def relu_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
 # ---------------------------------------------------------------- normalisation
 
 
+def _normalisation_leaves(
+    op: str, x: Any, gamma: Any, beta: Any, expected_ndim: int, layout: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """x, gamma and beta as graph leaves, their shapes checked (every normalisation forward)."""
+    x_t, g_t, b_t = _leaf(op, "x", x), _leaf(op, "gamma", gamma), _leaf(op, "beta", beta)
+    _check_params(op, x_t, expected_ndim, layout, gamma=g_t, beta=b_t)
+    return x_t, g_t, b_t
+
+
 def batchnorm_forward(
     x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict
 ) -> tuple[np.ndarray, Any]:
@@ -253,8 +262,7 @@ def batchnorm_forward(
     and the fused one (used by batchnorm_backward_alt).
     """
     op = "batchnorm_forward"
-    x_t, g_t, b_t = _leaf(op, "x", x), _leaf(op, "gamma", gamma), _leaf(op, "beta", beta)
-    _check_params(op, x_t, 2, "(N, D)", gamma=g_t, beta=b_t)
+    x_t, g_t, b_t = _normalisation_leaves(op, x, gamma, beta, 2, "(N, D)")
     composed, fused = _batchnorm(op, x_t, g_t, b_t, bn_param, ("composed", "fused"))
     return composed.data, _GraphCache("batchnorm", (x_t, g_t, b_t), {"composed": composed, "fused": fused})
 
@@ -274,8 +282,7 @@ def spatial_batchnorm_forward(
 ) -> tuple[np.ndarray, Any]:
     """Batch normalisation of x (N, C, H, W) per channel: statistics over N, H and W."""
     op = "spatial_batchnorm_forward"
-    x_t, g_t, b_t = _leaf(op, "x", x), _leaf(op, "gamma", gamma), _leaf(op, "beta", beta)
-    _check_params(op, x_t, 4, "(N, C, H, W)", gamma=g_t, beta=b_t)
+    x_t, g_t, b_t = _normalisation_leaves(op, x, gamma, beta, 4, "(N, C, H, W)")
     (out,) = _batchnorm(op, x_t, g_t, b_t, bn_param, ("composed",))
     return out.data, _GraphCache("spatial_batchnorm", (x_t, g_t, b_t), {"default": out})
 
@@ -292,8 +299,7 @@ def layernorm_forward(
 ) -> tuple[np.ndarray, Any]:
     """Layer normalisation of each row of x (N, D); ln_param may hold 'eps' (default 1e-5)."""
     op = "layernorm_forward"
-    x_t, g_t, b_t = _leaf(op, "x", x), _leaf(op, "gamma", gamma), _leaf(op, "beta", beta)
-    _check_params(op, x_t, 2, "(N, D)", gamma=g_t, beta=b_t)
+    x_t, g_t, b_t = _normalisation_leaves(op, x, gamma, beta, 2, "(N, D)")
     out = _layernorm(op, x_t, g_t, b_t, ln_param, "composed")
     return out.data, _GraphCache("layernorm", (x_t, g_t, b_t), {"default": out})
 
