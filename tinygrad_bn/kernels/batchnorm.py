@@ -20,18 +20,18 @@ amount changes nothing after centring) and its component along xhat (scaling x
 changes nothing after dividing by the std). That is why an all-ones cotangent
 gives dx = 0 for any kernel, right or wrong, and why checks use random ones.
 
-Memory traffic. numpy runs one elementwise op per pass over memory, so a naive
-version reads and writes the whole array ~20 times. Here every elementwise
-chain runs on blocks of rows small enough to stay in the CPU cache, so only the
-block's first read and last write reach memory: forward = 3 reads + 1 write
-(column sums; centred squares; the output), backward = 4 reads + 1 write (the
-two sums; dx), close to the 6 reads + 2 writes any fwd+bwd needs.
+Cost. numpy runs each elementwise op as its own loop over memory, so the cost
+is the number of full-array numpy calls: 5 forward (a column sum, x - mu0, the
+centred sums, two for the output) and 6 backward. Column sums are matrix-vector
+products with a ones vector, the fastest sum numpy has (BLAS). Splitting the
+work into cache-sized blocks or threads was measured and did not help: the
+calls are bound by numpy's per-element loop speed, not by memory.
 
-Accuracy. The first column sum is float32 for float32 input, so its mean can be
-off by a few ulps of a large offset (values near 1e4); the second pass measures
-the centred values' own sum and corrects the mean (and the variance) by it,
-accumulating in float64. Then x - mu is exact to half an ulp of mu, as if mu
-had been computed in float64.
+Accuracy. The first column sum is float32 for float32 input, so its mean mu0
+can be off by a few ulps of a large offset (values near 1e4); the centred
+values' own mean `shift = mean(x - mu0)` measures exactly that error, so the
+kernel uses mu = mu0 + shift and var = mean((x - mu0)^2) - shift^2, and folds
+`shift` into the output's bias and backward's constants at no extra pass.
 
 Double backward: when backward runs with grad recording on (create_graph=True)
 the same formula is evaluated with Tensor ops from the saved input, so autograd
@@ -40,24 +40,10 @@ differentiates the closed form itself.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
 import numpy as np
 
 from tinygrad_bn.autograd import Context, Function, is_grad_enabled
 from tinygrad_bn.tensor import Tensor
-
-# Rows per block are chosen so a block of one array is about this many bytes:
-# a few such blocks (input, output, scratch) fit in a typical 1-2 MiB L2 cache.
-BLOCK_BYTES = 256 * 1024
-# Arrays at least this big are split across threads (numpy releases the GIL inside
-# each op on a block); below it, starting threads costs more than it saves.
-PARALLEL_MIN_BYTES = 4 * 1024 * 1024
-MAX_THREADS = 4
-_pool: ThreadPoolExecutor | None = None
 
 
 def channel_layout(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -67,31 +53,7 @@ def channel_layout(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return n, c, spatial
 
 
-def _block_rows(a: np.ndarray) -> int:
-    """How many rows of `a` make a block of about BLOCK_BYTES."""
-    return max(1, BLOCK_BYTES // max(1, a[:1].nbytes))
-
-
-def _row_blocks(a: np.ndarray, rows: slice) -> Iterator[slice]:
-    """Slices of `rows` whose blocks of `a` are about BLOCK_BYTES each."""
-    step = _block_rows(a)
-    for start in range(rows.start, rows.stop, step):
-        yield slice(start, min(start + step, rows.stop))
-
-
-def _over_row_ranges(a: np.ndarray, work: Callable[[slice], Any]) -> list[Any]:
-    """Run work(rows) over a split of a's rows: one range per thread for big arrays."""
-    global _pool
-    threads = min(os.cpu_count() or 1, MAX_THREADS, a.shape[0])
-    if a.nbytes < PARALLEL_MIN_BYTES or threads < 2:
-        return [work(slice(0, a.shape[0]))]
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="tinygrad_bn")
-    bounds = np.linspace(0, a.shape[0], threads + 1).astype(int)
-    return list(_pool.map(work, [slice(b0, b1) for b0, b1 in zip(bounds[:-1], bounds[1:])]))
-
-
-def _blocked_view(a: np.ndarray, layout: tuple[int, int, int]) -> np.ndarray:
+def _channel_view(a: np.ndarray, layout: tuple[int, int, int]) -> np.ndarray:
     """(N, C) when there are no spatial axes, else (N, C, L).
 
     numpy's inner loop runs over the last axis, so a trailing axis of length 1
@@ -114,7 +76,7 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
-    """A (C,) array shaped to broadcast against (rows, C) or (rows, C, L) blocks."""
+    """A (C,) array shaped to broadcast against (N, C) or (N, C, L)."""
     return v.reshape((1, -1, 1) if ndim == 3 else (1, -1))
 
 
@@ -130,88 +92,43 @@ class BatchNormFused(Function):
         dtype = x.data.dtype
         layout = channel_layout(x.data.shape)
         count = layout[0] * layout[2]
-        xs = _blocked_view(x.data, layout)
+        xs = _channel_view(x.data, layout)
         mu0 = (_column_sum(xs) / count).astype(dtype)
-
-        # Pass 2: centred sums, one cache-sized block at a time.
-        mu0_c = _per_channel(mu0, xs.ndim)
-
-        def centred_sums(part: slice) -> tuple[np.ndarray, np.ndarray]:
-            dev, sq = np.zeros(layout[1]), np.zeros(layout[1])
-            scratch = np.empty_like(xs[: _block_rows(xs)])
-            for rows in _row_blocks(xs, part):
-                centred = np.subtract(xs[rows], mu0_c, out=scratch[: rows.stop - rows.start])
-                dev += _column_sum(centred)
-                sq += _channel_dot(centred, centred)
-            return dev, sq
-
-        partial = _over_row_ranges(xs, centred_sums)
-        dev_sum, sq_sum = sum(p[0] for p in partial), sum(p[1] for p in partial)
-        shift = dev_sum / count  # how far mu0 is from the mean of the data
-        mean = mu0 + shift
-        var = np.maximum(sq_sum / count - shift * shift, 0.0)
-        mu = mean.astype(dtype)
+        xc = xs - _per_channel(mu0, xs.ndim)  # centred on mu0; kept for backward
+        shift = _column_sum(xc).astype(np.float64) / count  # the error of mu0
+        var = np.maximum(_channel_dot(xc, xc) / count - shift * shift, 0.0)
         inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype)
-
-        # Pass 3: y = (x - mu) * (gamma * r) + beta, block by block.
-        scale = _per_channel(weight.data * inv_std, xs.ndim)
-        mu_c, beta = _per_channel(mu, xs.ndim), _per_channel(bias.data, xs.ndim)
-        out = np.empty_like(xs)
-
-        def normalise(part: slice) -> None:
-            for rows in _row_blocks(xs, part):
-                block = np.subtract(xs[rows], mu_c, out=out[rows])
-                block *= scale
-                block += beta
-
-        _over_row_ranges(xs, normalise)
+        # y = (xc - shift) * (gamma r) + beta, with the shift folded into the bias.
+        scale = weight.data * inv_std
+        out = np.multiply(xc, _per_channel(scale, xs.ndim))
+        out += _per_channel((bias.data - shift * scale).astype(dtype), xs.ndim)
         if stats is not None:
-            stats["mean"], stats["var"], stats["count"] = mean.astype(dtype), var.astype(dtype), count
-        ctx.save_for_backward(x, weight, mu, inv_std)
-        ctx.eps, ctx.layout = eps, layout
+            stats["mean"], stats["var"] = (mu0 + shift).astype(dtype), var.astype(dtype)
+            stats["count"] = count
+        ctx.save_for_backward(x, weight, xc, inv_std)
+        ctx.eps, ctx.layout, ctx.shift = eps, layout, shift
         return out.reshape(x.data.shape)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
-        x, weight, mu, inv_std = ctx.saved_tensors
+        x, weight, xc, inv_std = ctx.saved_tensors
         if is_grad_enabled():
             return _backward_differentiable(ctx, g, x, weight)
-        layout = ctx.layout
-        count = layout[0] * layout[2]
-        xs, gs = _blocked_view(x.data, layout), _blocked_view(g.data, layout)
-        mu_c, r = _per_channel(mu.data, xs.ndim), inv_std.data
-
-        # Pass 1: dbeta = sum(g), sum(g * (x - mu)).
+        count, shift = ctx.layout[0] * ctx.layout[2], ctx.shift
+        gs, xcs = _channel_view(g.data, ctx.layout), xc.data
+        r = inv_std.data
         dbeta = _column_sum(gs)
-
-        def g_dot_centred(part: slice) -> np.ndarray:
-            total = np.zeros(layout[1], dtype=g.data.dtype)
-            scratch = np.empty_like(xs[: _block_rows(xs)])
-            for rows in _row_blocks(xs, part):
-                centred = np.subtract(xs[rows], mu_c, out=scratch[: rows.stop - rows.start])
-                total += _channel_dot(gs[rows], centred)
-            return total
-
-        dgamma = sum(_over_row_ranges(xs, g_dot_centred)) * r
-
+        # sum(g * (x - mu)) with x - mu = xc - shift
+        dgamma = ((_channel_dot(gs, xcs) - shift * dbeta) * r).astype(g.data.dtype)
         dx = None
         if ctx.needs_input_grad[0]:
-            # Pass 2: dx = k*g - (x - mu) * (k*r*dgamma/n) - k*dbeta/n, with k = gamma*r.
+            # dx = k*g + a*(xc - shift) + e, with k = gamma*r, a = -k*r*dgamma/n, e = -k*dbeta/n
             k = weight.data * r
-            along_xc = _per_channel(-k * r * dgamma / count, xs.ndim)
-            constant = _per_channel(-k * dbeta / count, xs.ndim)
-            k = _per_channel(k, xs.ndim)
-            dx = np.empty_like(xs)
-
-            def input_gradient(part: slice) -> None:
-                scratch = np.empty_like(xs[: _block_rows(xs)])
-                for rows in _row_blocks(xs, part):
-                    block = np.subtract(xs[rows], mu_c, out=dx[rows])
-                    block *= along_xc
-                    block += np.multiply(gs[rows], k, out=scratch[: rows.stop - rows.start])
-                    block += constant
-
-            _over_row_ranges(xs, input_gradient)
+            a = -k * r * dgamma / count
+            e = -k * dbeta / count - a * shift
+            dx = np.multiply(xcs, _per_channel(a.astype(g.data.dtype), xcs.ndim))
+            dx += gs * _per_channel(k, xcs.ndim)
+            dx += _per_channel(e.astype(g.data.dtype), xcs.ndim)
             dx = dx.reshape(x.data.shape)
         return dx, dgamma.reshape(weight.data.shape), dbeta.reshape(weight.data.shape)
 
