@@ -15,6 +15,7 @@ each other down when interleaved.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 
@@ -62,12 +63,15 @@ def ours(shape: tuple[int, ...], dtype: type, impl: str) -> Callable[[], object]
     return step
 
 
-def torch_step(shape: tuple[int, ...], dtype: type) -> Callable[[], object] | None:
-    """The same fwd+bwd with torch.nn.functional.batch_norm, or None without torch."""
+def torch_step(
+    shape: tuple[int, ...], dtype: type, threads: int | None = None
+) -> Callable[[], object] | None:
+    """The same fwd+bwd with torch.nn.functional.batch_norm (on `threads` threads), or None."""
     try:
         import torch
     except ImportError:
         return None
+    torch.set_num_threads(threads or os.cpu_count() or 1)  # torch's default: one per core
     tdtype = torch.float64 if dtype == np.float64 else torch.float32
     rng = np.random.default_rng(0)
     x = torch.tensor(rng.standard_normal(shape), dtype=tdtype, requires_grad=True)
@@ -106,18 +110,24 @@ def main(argv: list[str] | None = None) -> int:
         fused = best_time(ours(shape, dtype, "fused"), repeat)
         floor = floor_time(shape, dtype, repeat)
         rows.append([shape, dtype, composed, fused, floor])
-    # torch in its own block, after ours.
-    for row in rows:
-        step = torch_step(row[0], row[1])
-        row.append(best_time(step, repeat) if step else None)
+    # torch in its own block, after ours: default threads, then one thread (ours uses one).
+    for threads in (None, 1):
+        for row in rows:
+            step = torch_step(row[0], row[1], threads)
+            row.append(best_time(step, repeat) if step else None)
 
-    print(f"{'shape':>18} {'dtype':>8} {'composed':>10} {'fused':>10} {'torch':>10} "
-          f"{'floor':>10} {'fused/torch':>12} {'fused/floor':>12} {'comp/fused':>11}")
-    for shape, dtype, composed, fused, floor, torch_t in rows:
-        t = f"{torch_t * 1e3:8.3f}ms" if torch_t else "       n/a"
-        ratio_t = f"{fused / torch_t:12.2f}" if torch_t else f"{'n/a':>12}"
-        print(f"{str(shape):>18} {np.dtype(dtype).name:>8} {composed * 1e3:8.3f}ms {fused * 1e3:8.3f}ms "
-              f"{t} {floor * 1e3:8.3f}ms {ratio_t} {fused / floor:12.2f} {composed / fused:11.2f}")
+    print(f"{'shape':>18} {'dtype':>8} {'composed':>10} {'fused':>10} {'torch':>10} {'torch 1t':>10} "
+          f"{'floor':>10} {'fused/torch':>12} {'fused/torch1t':>14} {'fused/floor':>12} {'comp/fused':>11}")
+    def cell(t: float | None, width: int = 10) -> str:
+        return f"{t * 1e3:{width - 2}.3f}ms" if t else f"{'n/a':>{width}}"
+
+    def ratio(fused: float, t: float | None, width: int) -> str:
+        return f"{fused / t:{width}.2f}" if t else f"{'n/a':>{width}}"
+
+    for shape, dtype, composed, fused, floor, torch_t, torch_1t in rows:
+        print(f"{str(shape):>18} {np.dtype(dtype).name:>8} {cell(composed)} {cell(fused)} {cell(torch_t)} "
+              f"{cell(torch_1t)} {cell(floor)} {ratio(fused, torch_t, 12)} {ratio(fused, torch_1t, 14)} "
+              f"{fused / floor:12.2f} {composed / fused:11.2f}")
     print("targets: fused/torch <= 2 on the (4096, 1024) and (64, 64, 32, 32) cases; "
           "fused/floor <= 2.5; composed/fused <= 3")
     return 0

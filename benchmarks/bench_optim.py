@@ -27,7 +27,10 @@ def naive_sgd(lr=1e-3):
         w -= lr * g
 
 
-def naive_momentum(state=[np.zeros_like(w) for w in W], lr=1e-3, mu=0.9):  # noqa: B006
+VELOCITY = [np.zeros_like(w) for w in W]
+
+
+def naive_momentum(state=VELOCITY, lr=1e-3, mu=0.9):
     # CS231n sgd_momentum: v = mu*v - lr*dw; w += v
     for i, (w, g) in enumerate(zip(W, G)):
         state[i] = mu * state[i] - lr * g

@@ -302,7 +302,8 @@ def test_layer_norm_normalises_each_example_over_trailing_axes(impl):
 def test_layer_norm_matches_pytorch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(16)
-    x, w, b, g = rng.normal(size=(3, 4, 5)), rng.normal(size=5), rng.normal(size=5), rng.normal(size=(3, 4, 5))
+    x, g = rng.normal(size=(3, 4, 5)), rng.normal(size=(3, 4, 5))
+    w, b = rng.normal(size=5), rng.normal(size=5)
     xt, wt, bt = (Tensor(a.copy(), requires_grad=True) for a in (x, w, b))
     layer_norm(xt, 5, wt, bt).backward(g)
     xx, ww, bb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
@@ -327,10 +328,12 @@ def _x(*shape, dtype=np.float32):
          ValueError, r"bias has shape \(4,\)"),
         (lambda: batch_norm(_x(4, 3), Tensor(np.zeros(2, np.float32)), Tensor(np.ones(2, np.float32))),
          ValueError, r"running_mean has shape \(2,\)"),
-        (lambda: batch_norm(_x(4), None, None, training=True), ValueError, r"at least 2 dims, got shape \(4,\)"),
+        (lambda: batch_norm(_x(4), None, None, training=True),
+         ValueError, r"at least 2 dims, got shape \(4,\)"),
         (lambda: batch_norm(Tensor(np.ones((4, 3), np.int64)), None, None, training=True),
          TypeError, "float32 or float64, got dtype int64"),
-        (lambda: batch_norm(_x(1, 3), None, None, training=True), ValueError, r"more than 1 value per channel"),
+        (lambda: batch_norm(_x(1, 3), None, None, training=True),
+         ValueError, r"more than 1 value per channel"),
         (lambda: batch_norm(_x(4, 3), None, None, Tensor(np.ones(3)), training=True),
          TypeError, "weight has dtype float64 but input has dtype float32"),
         (lambda: batch_norm(_x(4, 3), None, None, training=True, impl="fast"), ValueError, "impl must be"),

@@ -233,7 +233,7 @@ def test_module_without_forward_says_so():
 
 def test_repr_shows_the_tree():
     text = repr(nn.Sequential(nn.Linear(2, 3, rng=0), nn.ReLU()))
-    assert "(0): Linear(in_features=2, out_features=3, bias=True)" in text
+    assert "(0): Linear(in_features=2, out_features=3, bias=True, impl='composed')" in text
     assert "(1): ReLU()" in text
 
 

@@ -1,7 +1,8 @@
 """tinygrad_bn: a small reverse-mode autodiff engine over numpy, built around BatchNorm."""
 
+# ruff: noqa: I001 - order matters: _memory first, then tensor (which loads the ops)
 from tinygrad_bn import _memory  # noqa: F401 - reuse freed arrays (see _memory.py)
-from tinygrad_bn.tensor import Tensor, tensor  # noqa: I001 - tensor first: it loads the ops
+from tinygrad_bn.tensor import Tensor, tensor
 from tinygrad_bn.autograd import (
     AnomalyError,
     Function,

@@ -15,11 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.autograd import grad as autograd_grad
 from tinygrad_bn.autograd import enable_grad, no_grad
+from tinygrad_bn.autograd import grad as autograd_grad
 from tinygrad_bn.nn.module import Module
 from tinygrad_bn.tensor import Tensor
-
 
 # Cotangents come from their own random stream, (seed, _STREAM): drawn from plain
 # default_rng(0) they would equal a user's inputs drawn with the same seed, and a
@@ -144,7 +143,8 @@ class GradcheckReport:
         return all(r.passed for r in self.inputs)
 
     def __str__(self) -> str:
-        rows = [f"{'input':>5} {'shape':>16} {'dtype':>8} {'max abs err':>12} {'max rel err':>12} {'ulps':>8}  ok"]
+        rows = [f"{'input':>5} {'shape':>16} {'dtype':>8} {'max abs err':>12} {'max rel err':>12} "
+                f"{'ulps':>8}  ok"]
         for r in self.inputs:
             ulps = "-" if r.ulps is None else f"{r.ulps:.1f}"
             rows.append(

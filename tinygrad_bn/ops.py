@@ -352,7 +352,8 @@ register("reshape", Reshape)
 class Transpose(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, axes: Shape) -> np.ndarray:
-        if len(axes) != x.data.ndim or sorted(a % max(x.data.ndim, 1) for a in axes) != list(range(x.data.ndim)):
+        ndim = x.data.ndim
+        if len(axes) != ndim or sorted(a % max(ndim, 1) for a in axes) != list(range(ndim)):
             raise ValueError(f"axes {axes} are not a permutation of {x.ndim} axes")
         ctx.axes = axes
         return x.data.transpose(axes)

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         for impl in ("composed", "fused"):
             fn = getattr(pair, impl)
 
-            def call(*tensors: Tensor, fn: Any = fn) -> Tensor:
+            def call(*tensors: Tensor, fn: Any = fn, rest: list = rest) -> Tensor:
                 return fn(*tensors, *rest)
 
             inputs = [Tensor(a.astype(np.float64), requires_grad=True) for a in arrays]

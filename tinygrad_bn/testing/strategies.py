@@ -53,7 +53,9 @@ def arrays(
     return hnp.arrays(dtype, shape, elements=elements)
 
 
-def positive_arrays(shape: Any = None, dtype: str = "float64", low: float = 0.2, high: float = 3.0) -> st.SearchStrategy:
+def positive_arrays(
+    shape: Any = None, dtype: str = "float64", low: float = 0.2, high: float = 3.0
+) -> st.SearchStrategy:
     """Arrays with every element in [low, high]: the domain of log, sqrt, pow."""
     return arrays(shape, dtype, min_value=low, max_value=high)
 
@@ -65,7 +67,9 @@ def tensors(
     return arrays(shape, dtype, **kwargs).map(lambda a: Tensor(a, requires_grad=requires_grad))
 
 
-def broadcastable_shapes(num_shapes: int = 2, min_dims: int = 0, max_dims: int = 3, max_side: int = 4) -> st.SearchStrategy:
+def broadcastable_shapes(
+    num_shapes: int = 2, min_dims: int = 0, max_dims: int = 3, max_side: int = 4
+) -> st.SearchStrategy:
     """Tuples of shapes that broadcast together (numpy rules), e.g. ((3, 1), (4,))."""
     return hnp.mutually_broadcastable_shapes(
         num_shapes=num_shapes, min_dims=min_dims, max_dims=max_dims, max_side=max_side
