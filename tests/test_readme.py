@@ -43,3 +43,15 @@ def test_ten_line_example_prints_what_its_comments_say(tmp_path, monkeypatch, ca
     for got, want in zip(printed, " ".join(expected).split()):
         assert abs(float(got) - float(want)) <= 1e-12 * max(1.0, abs(float(want)))
     assert (tmp_path / "bn.svg").read_text().startswith("<?xml")
+
+
+def test_relative_links_in_readme_and_docs_point_to_existing_files():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, broken
