@@ -466,7 +466,7 @@ def check_fused(
     if state is None and isinstance(composed, Module) and isinstance(fused, Module):
         state = (composed, fused)
     if isinstance(inputs, SearchStrategy):
-        snapshots = [_Snapshot([a for _, a in _state_items(s)]) for s in (state or ())]
+        snapshots = [_Snapshot(_state_arrays(s)) for s in (state or ())]
         reports: list[FusedCheckReport] = []
 
         @given(inputs)

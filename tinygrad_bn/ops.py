@@ -41,10 +41,6 @@ def _zero_like(t: Tensor) -> Tensor:
     return Tensor._wrap(np.zeros((), dtype=t.data.dtype), False, None)
 
 
-def _constant(array: np.ndarray) -> Tensor:
-    return Tensor._wrap(array, False, None)
-
-
 # ---------------------------------------------------------------- elementwise
 
 

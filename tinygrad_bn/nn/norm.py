@@ -66,16 +66,13 @@ class _BatchNorm(Module):
                 f"{type(self).__name__}: expected input with {' or '.join(map(str, self.ranks))} dims, "
                 f"got shape {x.shape}"
             )
-        # Without running statistics the layer always normalises with the batch's own.
-        use_batch_stats = self.training or not self.track_running_stats
-        update = self.training and self.track_running_stats
-        if update:
+        # Without running statistics (they are None then) the layer always normalises
+        # with the batch's own; with them, batch_norm updates them in training.
+        if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
         return batch_norm(
-            x,
-            self.running_mean if update or not self.training else None,
-            self.running_var if update or not self.training else None,
-            self.weight, self.bias, training=use_batch_stats, momentum=self.momentum,
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            training=self.training or not self.track_running_stats, momentum=self.momentum,
             eps=self.eps, impl=self.impl, num_batches_tracked=self.num_batches_tracked,
         )
 
