@@ -378,8 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7, help="timings per measurement")
     parser.add_argument("--ops", type=int, default=1000, help="ops per chain (default 1000)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of the chain")
+    parser.add_argument("--no-keep-memory", action="store_true",
+                        help="leave malloc alone (default: tinygrad_bn.keep_freed_memory(), as the CLI does)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch columns")
     args = parser.parse_args(argv)
+    memory_kept = False if args.no_keep_memory else tg.keep_freed_memory()
     repeat = 3 if args.quick else args.repeat
     n_ops = 200 if args.quick else args.ops
     min_time = 0.02 if args.quick else 0.1
@@ -422,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
             row.torch = t
 
     print(describe_environment(torch_info, args.no_torch))
+    print(f"malloc keeps freed memory (tinygrad_bn.keep_freed_memory()): {memory_kept}")
     if not any(os.environ.get(k) for k in THREAD_ENV):
         print("note: numpy's BLAS uses every core while torch uses 1 thread; for a like-for-like "
               "MLP row run with OPENBLAS_NUM_THREADS=1")

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from tinygrad_bn import Function, Tensor, is_grad_enabled
 from tinygrad_bn.autograd import Context
-from tinygrad_bn.gradcheck import check_fused, gradcheck, gradgradcheck
+from tinygrad_bn.gradcheck import gradcheck, gradgradcheck
+from tinygrad_bn.testing import check_fused
 from tinygrad_bn.testing import strategies as tst
 
 

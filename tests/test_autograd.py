@@ -209,13 +209,26 @@ def test_second_backward_after_retain_graph_matches_torch():
     np.testing.assert_allclose(a.grad.data, ta.grad.numpy(), rtol=1e-12)
 
 
-def test_backward_records_the_gradient_that_reached_each_node():
+def test_backward_records_what_each_node_received_and_sent_and_when_it_ran():
     a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     h = a * 3.0
-    loss = (h * h).sum()
+    square = h * h
+    loss = square.sum()
     loss.backward()
-    np.testing.assert_array_equal(h._ctx.out_grad, 2 * h.data)
     assert h._ctx.fn.name == "mul" and h._ctx.parents[0] is a
+    # backward runs sum, then h * h, then a * 3
+    assert [t._ctx.trace.step for t in (loss, square, h)] == [1, 2, 3]
+    np.testing.assert_array_equal(h._ctx.trace.received, 2 * h.data)
+    np.testing.assert_array_equal(h._ctx.trace.sent[0], 3 * 2 * h.data)
+    assert h._ctx.trace.sent[1] is None  # the constant 3.0 needs no gradient
+
+
+def test_the_backward_trace_can_be_switched_off():
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (a * a).sum()
+    with tg.autograd.backward_trace(False):
+        loss.backward()
+    assert loss._ctx.trace is None and a.grad is not None
 
 
 # ---------------------------------------------------------------- release and retain
@@ -231,7 +244,9 @@ def test_saved_tensors_are_released_after_backward():
     del mask
     loss.backward()
     gc.collect()
-    assert ctx.saved_tensors is None and ctx.released
+    assert ctx.released
+    with pytest.raises(RuntimeError, match="relu: .*second time.*retain_graph=True"):
+        _ = ctx.saved_tensors
     assert mask_tensor() is None and mask_array() is None  # freed although the graph is alive
 
 

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 import tinygrad_bn as tg
 from tinygrad_bn import Function, Tensor, nn
 from tinygrad_bn.functional import batch_norm, layer_norm
-from tinygrad_bn.fused_pairs import FUSED_PAIRS
-from tinygrad_bn.gradcheck import GradcheckError, check_fused, gradcheck, gradgradcheck
+from tinygrad_bn.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from tinygrad_bn.kernel_registry import KERNELS
 from tinygrad_bn.kernels import BatchNormFused
+from tinygrad_bn.testing import check_fused
 from tinygrad_bn.testing import strategies as tst
 
 NORMS = ("batch_norm", "layer_norm")
@@ -33,7 +34,7 @@ KERNEL_STRATEGIES = {name: kernel_cases for name in NORMS}
 
 @pytest.mark.parametrize("name", NORMS)
 def test_fused_matches_composed_float64(name):
-    pair = FUSED_PAIRS[name]
+    pair = KERNELS[name]
     report = check_fused(pair.composed, pair.fused, KERNEL_STRATEGIES[name](name, "float64"), rtol=1e-10)
     assert report.passed
 
@@ -41,7 +42,7 @@ def test_fused_matches_composed_float64(name):
 @pytest.mark.parametrize("name", NORMS)
 def test_fused_matches_composed_float32_within_stated_tolerance(name):
     # gradcheck.FUSED_RTOL[float32] = 1e-4 of each quantity's scale (see the comment there).
-    pair = FUSED_PAIRS[name]
+    pair = KERNELS[name]
     report = check_fused(pair.composed, pair.fused, KERNEL_STRATEGIES[name](name, "float32"))
     assert report.passed and report.rtol == 1e-4
 
@@ -78,7 +79,7 @@ class _ForgetsTheProjection(Function):
 
 def test_check_fused_catches_a_wrong_kernel_that_all_ones_cotangents_miss():
     x = np.random.default_rng(2).normal(size=(8, 3))
-    composed = FUSED_PAIRS["batch_norm"].composed
+    composed = KERNELS["batch_norm"].composed
 
     def right(t):
         return composed(t, None, None, 1e-5)
@@ -98,9 +99,9 @@ def test_check_fused_property_mode_checks_many_examples():
 
     def counting(x, w, b, eps):
         calls.append(x.shape)
-        return FUSED_PAIRS["batch_norm"].fused(x, w, b, eps)
+        return KERNELS["batch_norm"].fused(x, w, b, eps)
 
-    check_fused(FUSED_PAIRS["batch_norm"].composed, counting, kernel_cases("batch_norm", "float64"))
+    check_fused(KERNELS["batch_norm"].composed, counting, kernel_cases("batch_norm", "float64"))
     assert len(calls) >= 5
 
 
@@ -112,7 +113,7 @@ def test_check_fused_property_mode_checks_many_examples():
 @given(data=st.data())
 def test_gradients_match_numerical_float64(impl, name, data):
     x, w, b, eps = data.draw(KERNEL_STRATEGIES[name](name, "float64"))
-    fn = getattr(FUSED_PAIRS[name], impl)
+    fn = getattr(KERNELS[name], impl)
     inputs = [Tensor(a, requires_grad=True) for a in (x, w, b)]
     gradcheck(lambda x, w, b: fn(x, w, b, eps), inputs)
     gradgradcheck(lambda x, w, b: fn(x, w, b, eps), inputs, atol=1e-4)
@@ -282,7 +283,7 @@ def test_float32_stays_float32_end_to_end(impl, name):
     shape = _param_shape(name, x)
     inputs = [Tensor(a, requires_grad=True) for a in
               (x, np.ones(shape, np.float32), np.zeros(shape, np.float32))]
-    out = getattr(FUSED_PAIRS[name], impl)(*inputs, 1e-5)
+    out = getattr(KERNELS[name], impl)(*inputs, 1e-5)
     assert out.dtype == np.float32
     out.backward(np.ones(out.shape, np.float32) * np.float32(0.5) + Tensor(x).data)
     assert all(t.grad.dtype == np.float32 for t in inputs)

@@ -9,7 +9,8 @@ import pytest
 
 import tinygrad_bn as tg
 from tinygrad_bn import Tensor
-from tinygrad_bn.gradcheck import GradcheckError, check_fused
+from tinygrad_bn.gradcheck import GradcheckError
+from tinygrad_bn.testing import check_fused
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "custom_layer.py"

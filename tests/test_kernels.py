@@ -1,7 +1,7 @@
-"""Every fused kernel in the registry against its composed twin and numerical gradients.
+"""Every registered fused kernel against its composed twin and numerical gradients.
 
-Adding an entry to `fused_pairs.FUSED_PAIRS` without a strategy here fails
-`test_every_fused_kernel_has_a_property_test`; with one, it gets every check.
+The tests loop over `kernel_registry.KERNELS`: a kernel registered anywhere gets
+every check here, on every available backend, with its own hypothesis strategy.
 """
 
 import numpy as np
@@ -9,64 +9,144 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygrad_bn import Tensor
+from tinygrad_bn import Function, Tensor
 from tinygrad_bn import functional as F
-from tinygrad_bn.fused_pairs import FUSED_PAIRS
-from tinygrad_bn.gradcheck import check_fused, gradcheck, gradgradcheck
+from tinygrad_bn.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from tinygrad_bn.kernel_registry import (
+    BACKENDS,
+    KERNELS,
+    FusedKernel,
+    check_impl,
+    fused_kernel,
+    numba_available,
+    register_kernel,
+    unregister_kernel,
+    use_backend,
+)
+from tinygrad_bn.testing import check_fused
 from tinygrad_bn.testing import strategies as tst
+from tinygrad_bn.testing.kernels import (
+    GRADGRAD_ATOL,
+    bound,
+    check_kernel_on,
+    check_kernel_property,
+    split_arguments,
+)
 
-STRATEGIES = {
-    "batch_norm": lambda dtype: tst.norm_kernel_args("batch_norm", dtype),
-    "layer_norm": lambda dtype: tst.norm_kernel_args("layer_norm", dtype),
-    "linear": tst.linear_args,
-    "cross_entropy": tst.classification_args,
-}
-
-
-def test_every_fused_kernel_has_a_property_test():
-    assert set(FUSED_PAIRS) == set(STRATEGIES)
-
-
-@pytest.mark.parametrize("name", sorted(FUSED_PAIRS))
-def test_fused_matches_composed_float64(name):
-    pair = FUSED_PAIRS[name]
-    assert check_fused(pair.composed, pair.fused, STRATEGIES[name]("float64"), rtol=1e-10).passed
+AVAILABLE_BACKENDS = [b for b in BACKENDS if b == "numpy" or numba_available()]
+CASES = [(name, backend) for name in sorted(KERNELS) for backend in AVAILABLE_BACKENDS
+         if backend == "numpy" or backend in KERNELS[name].backends]
 
 
-@pytest.mark.parametrize("name", sorted(FUSED_PAIRS))
-def test_fused_matches_composed_float32_within_stated_tolerance(name):
-    # gradcheck.FUSED_RTOL[float32] = 1e-4 of each quantity's scale (justified there).
-    pair = FUSED_PAIRS[name]
-    assert check_fused(pair.composed, pair.fused, STRATEGIES[name]("float32")).passed
+@pytest.mark.parametrize("name, backend", CASES)
+def test_fused_matches_composed_float64(name, backend):
+    assert check_kernel_property(name, "float64", backend, rtol=1e-10).passed
+
+
+@pytest.mark.parametrize("name, backend", CASES)
+def test_fused_matches_composed_float32_within_stated_tolerance(name, backend):
+    # check_fused.FUSED_RTOL[float32] = 1e-4 of each quantity's scale (justified there).
+    assert check_kernel_property(name, "float32", backend).passed
 
 
 @pytest.mark.parametrize("impl", ["composed", "fused"])
-@pytest.mark.parametrize("name", sorted(FUSED_PAIRS))
+@pytest.mark.parametrize("name, backend", CASES)
 @given(data=st.data())
-def test_gradients_match_numerical_float64(name, impl, data):
-    args = data.draw(STRATEGIES[name]("float64"))
-    arrays = [a for a in args if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
-    rest = args[len(arrays):]
-    fn = getattr(FUSED_PAIRS[name], impl)
-
-    def call(*tensors):
-        return fn(*tensors, *rest)
-
+def test_gradients_match_numerical_float64(name, backend, impl, data):
+    entry = KERNELS[name]
+    arrays, rest = split_arguments(data.draw(entry.strategy("float64")))
+    call = bound(getattr(entry, impl), rest)
     inputs = [Tensor(a, requires_grad=True) for a in arrays]
-    gradcheck(call, inputs)
-    gradgradcheck(call, inputs, atol=1e-4)
+    with use_backend(backend):
+        gradcheck(call, inputs)
+        gradgradcheck(call, inputs, atol=GRADGRAD_ATOL)
 
 
-@pytest.mark.parametrize("name", sorted(FUSED_PAIRS))
-def test_the_fused_side_records_one_kernel_node(name):
-    pair = FUSED_PAIRS[name]
-    args = pair.example(np.random.default_rng(0), (4, 3, 2), "float64")
+@pytest.mark.parametrize("name, backend", CASES)
+def test_the_fused_side_records_one_kernel_node(name, backend):
+    entry = KERNELS[name]
+    args = entry.example(np.random.default_rng(0), (4, 3, 2), "float64")
     tensors = [Tensor(a, requires_grad=True) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
                for a in args]
-    node = pair.fused(*tensors)._ctx
-    assert node.fn is pair.kernel and node.fn.fused
-    composed = pair.composed(*tensors)._ctx
-    assert not composed.fn.fused
+    with use_backend(backend):
+        node = entry.fused(*tensors)._ctx
+        assert node.fn is entry.implementation(backend) and node.fn.fused
+    assert not entry.composed(*tensors)._ctx.fn.fused
+
+
+# ---------------------------------------------------------------- adding a kernel
+
+
+class _ScaleFused(Function):
+    """y = 3 x, as a 'kernel' (backward: 3 g)."""
+
+    fused = True
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.data * 3.0
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3.0
+
+
+class _ScaleWrongFused(_ScaleFused):
+    """The same kernel with a hand-derivation slip in backward."""
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3.003  # 0.1% too large
+
+
+def _scale_entry(kernel: type[Function], name: str) -> FusedKernel:
+    return FusedKernel(
+        name=name, kernel=kernel, composed=lambda x: x * 3.0, fused=lambda x: kernel.apply(x),
+        example=lambda rng, shape, dtype: [rng.normal(size=shape).astype(dtype)],
+        strategy=lambda dtype: tst.arrays(tst.shapes(1, 3), dtype).map(lambda a: [a]),
+    )
+
+
+@pytest.fixture
+def registered():
+    names = []
+
+    def register(entry):
+        names.append(entry.name)
+        return register_kernel(entry)
+
+    yield register
+    for name in names:
+        unregister_kernel(name)
+
+
+def test_a_kernel_registered_in_a_test_module_gets_the_generic_checks(registered):
+    entry = registered(_scale_entry(_ScaleFused, "scale_for_test"))
+    assert KERNELS["scale_for_test"] is entry and fused_kernel("scale_for_test") is _ScaleFused
+    assert check_kernel_property("scale_for_test", "float64").passed
+    result = check_kernel_on("scale_for_test", entry.example(np.random.default_rng(0), (3, 2), "float64"))
+    assert result.passed and set(result.numerical) == {"composed", "fused"}
+
+
+def test_the_generic_checks_fail_a_registered_kernel_with_a_wrong_backward(registered):
+    registered(_scale_entry(_ScaleWrongFused, "scale_wrong_for_test"))
+    with pytest.raises(GradcheckError):
+        check_kernel_property("scale_wrong_for_test", "float64")
+    example = KERNELS["scale_wrong_for_test"].example(np.random.default_rng(0), (3, 2), "float64")
+    assert not check_kernel_on("scale_wrong_for_test", example).passed
+
+
+def test_registering_a_name_twice_or_a_non_entry_is_refused(registered):
+    registered(_scale_entry(_ScaleFused, "scale_twice"))
+    with pytest.raises(ValueError, match="already registered"):
+        register_kernel(_scale_entry(_ScaleFused, "scale_twice"))
+    with pytest.raises(TypeError, match="expected a FusedKernel"):
+        register_kernel(_ScaleFused)
+    with pytest.raises(KeyError, match="no fused kernel named 'nope'"):
+        fused_kernel("nope")
+
+
+# ---------------------------------------------------------------- details of the shipped kernels
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -90,6 +170,8 @@ def test_fused_cross_entropy_supports_every_reduction(reduction):
          r"labels must be in \[0, 3\), got values in \[0, 3\]"),
         (lambda: F.cross_entropy(Tensor(np.ones((2, 3))), np.array([0, 1]), reduction="avg", impl="fused"),
          "reduction must be"),
+        (lambda: check_impl("batch_norm", "Fused"),
+         "batch_norm: impl must be 'composed' or 'fused', got 'Fused'"),
     ],
 )
 def test_bad_input_to_fused_kernels_gets_a_clear_error(call, message):

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from tinygrad_bn import keep_freed_memory
+
 # name -> module under tinygrad_bn.commands; listed explicitly, in help order.
 COMMANDS = ("demo", "graph", "check", "sweep", "bench")
 
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    # The commands allocate many short-lived arrays: let malloc reuse them (see _memory.py).
+    keep_freed_memory()
     try:
         return int(args.run(args) or 0)
     except (CommandError, FileNotFoundError, ValueError, RuntimeError) as err:

@@ -1,10 +1,11 @@
-"""Gradient checking: numerical gradients, gradcheck, gradgradcheck, check_fused.
+"""Gradient checking: numerical gradients, gradcheck, gradgradcheck.
 
 Every check projects the outputs on a *random* cotangent v and differentiates
 the scalar sum(v * out). Never all-ones: for a normalised output (BatchNorm,
 LayerNorm, softmax) sum(out) is constant, its gradient is zero, and a wrong
 kernel would pass. Numerical probes run with module state (running statistics)
 snapshotted and restored around every evaluation, so the probes cannot drift it.
+Comparing a fused kernel with its composed twin is `tinygrad_bn.testing.check_fused`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from tinygrad_bn.autograd import grad as autograd_grad
 from tinygrad_bn.nn.module import Module
 from tinygrad_bn.tensor import Tensor
 
-# Cotangents come from their own random stream, (seed, _STREAM): drawn from plain
+# Cotangents come from their own random stream, (seed, COTANGENT_STREAM): drawn from plain
 # default_rng(0) they would equal a user's inputs drawn with the same seed, and a
 # cotangent parallel to a normalised output hides exactly the bugs we look for.
-_STREAM = 0x7B_A7C4
+COTANGENT_STREAM = 0x7B_A7C4
 
 
 class GradcheckError(AssertionError):
@@ -78,7 +79,7 @@ def _buffer_slot(module: Module, name: str) -> Callable[[], np.ndarray]:
     return lambda: dict(module.named_buffers())[name].data
 
 
-def _state_arrays(restore: Any) -> list[StateSlot]:
+def state_slots(restore: Any) -> list[StateSlot]:
     """The state behind `restore`: Modules' buffers (by name), Tensors, arrays, dicts of arrays."""
     if restore is None:
         return []
@@ -100,7 +101,7 @@ def _state_arrays(restore: Any) -> list[StateSlot]:
     return slots
 
 
-class _Snapshot:
+class StateSnapshot:
     """Copies of some state, written back in place on `restore()`."""
 
     def __init__(self, slots: list[StateSlot]):
@@ -157,7 +158,7 @@ class GradcheckReport:
 # ---------------------------------------------------------------- gradcheck
 
 
-def _as_outputs(out: Any) -> list[Tensor]:
+def as_outputs(out: Any) -> list[Tensor]:
     outs = list(out) if isinstance(out, tuple | list) else [out]
     for o in outs:
         if not isinstance(o, Tensor):
@@ -230,8 +231,8 @@ def gradcheck(
     params = [p for p in params if p.requires_grad and all(p is not x for x in inputs)]
     if not checked and not params:
         raise ValueError("gradcheck: no input has requires_grad=True, nothing to check")
-    state = _state_arrays(restore) + (_state_arrays(fn) if isinstance(fn, Module) else [])
-    snapshot = _Snapshot(state)
+    state = state_slots(restore) + (state_slots(fn) if isinstance(fn, Module) else [])
+    snapshot = StateSnapshot(state)
 
     low = [i for i in checked if inputs[i].dtype == np.float32]
     if low:
@@ -243,8 +244,8 @@ def gradcheck(
         return _check_float32_against_float64(fn, inputs, wide, low, snapshot, seed, report,
                                               atol, rtol, raise_exception)
 
-    rng = np.random.default_rng((seed, _STREAM))
-    outputs = _as_outputs(fn(*inputs))
+    rng = np.random.default_rng((seed, COTANGENT_STREAM))
+    outputs = as_outputs(fn(*inputs))
     snapshot.restore()
     cotangents = [rng.standard_normal(o.shape).astype(o.dtype) for o in outputs]
     targets = [(i, inputs[i]) for i in checked] + [(len(inputs) + k, p) for k, p in enumerate(params)]
@@ -252,7 +253,7 @@ def gradcheck(
 
     def projected() -> float:
         with no_grad():
-            outs = _as_outputs(fn(*inputs))
+            outs = as_outputs(fn(*inputs))
         snapshot.restore()
         return float(sum(np.sum(o.data.astype(np.float64) * v) for o, v in zip(outs, cotangents)))
 
@@ -293,14 +294,14 @@ def _directional(
 
 def _check_float32_against_float64(
     fn: Callable[..., Any], inputs: list[Tensor], wide: list[Tensor], low: list[int],
-    snapshot: _Snapshot, seed: int, report: GradcheckReport, atol: float, rtol: float,
+    snapshot: StateSnapshot, seed: int, report: GradcheckReport, atol: float, rtol: float,
     raise_exception: bool,
 ) -> GradcheckReport:
     """The float32 gradient vs the (numerically verified) float64 one, in ULPs."""
-    rng = np.random.default_rng((seed + 1, _STREAM))
-    out32 = _as_outputs(fn(*inputs))
+    rng = np.random.default_rng((seed + 1, COTANGENT_STREAM))
+    out32 = as_outputs(fn(*inputs))
     snapshot.restore()
-    out64 = _as_outputs(fn(*wide))
+    out64 = as_outputs(fn(*wide))
     snapshot.restore()
     v64 = [rng.standard_normal(o.shape) for o in out64]
     g32 = autograd_grad(out32, [inputs[i] for i in low], [v.astype(o.dtype) for v, o in zip(v64, out32)],
@@ -322,6 +323,39 @@ def _check_float32_against_float64(
     return report
 
 
+def derivative(
+    fn: Callable[..., Any], inputs: Sequence[Tensor], seed: int = 0, restore: Any = None
+) -> Callable[..., tuple[Tensor, ...]]:
+    """x -> d<v, fn(x)>/dx for a fixed random cotangent v, recorded with create_graph=True.
+
+    Checking this function with gradcheck checks fn's second derivatives; checking
+    its derivative checks the third, and so on.
+    """
+    inputs = list(inputs)
+    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input has requires_grad=True, nothing to check")
+    snapshot = StateSnapshot(state_slots(restore) + (state_slots(fn) if isinstance(fn, Module) else []))
+    rng = np.random.default_rng((seed + 17, COTANGENT_STREAM))
+    probe = as_outputs(fn(*inputs))
+    snapshot.restore()
+    cotangents = [rng.standard_normal(o.shape).astype(o.dtype) for o in probe]
+
+    def first_derivative(*xs: Tensor) -> tuple[Tensor, ...]:
+        # gradcheck evaluates this under no_grad; the inner gradient needs a graph.
+        with enable_grad():
+            outs = as_outputs(fn(*xs))
+            snapshot.restore()
+            vs = [Tensor(v.astype(o.dtype)) for v, o in zip(cotangents, outs)]
+            grads = autograd_grad(outs, [xs[i] for i in checked], vs, create_graph=True, allow_unused=True)
+            # A gradient that does not depend on the inputs is a constant; tie it to the
+            # graph (adding 0 * x) so the outer check sees a zero derivative, not a missing one.
+            return tuple(xs[i] * 0.0 if g is None else g if g.requires_grad else g + xs[i] * 0.0
+                         for i, g in zip(checked, grads))
+
+    return first_derivative
+
+
 def gradgradcheck(
     fn: Callable[..., Any],
     inputs: Sequence[Tensor],
@@ -336,220 +370,6 @@ def gradgradcheck(
     raise_exception: bool = True,
 ) -> GradcheckReport:
     """Check second derivatives: gradcheck of x -> d<v, fn(x)>/dx built with create_graph=True."""
-    inputs = list(inputs)
-    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
-    if not checked:
-        raise ValueError("gradgradcheck: no input has requires_grad=True, nothing to check")
-    state = _state_arrays(restore) + (_state_arrays(fn) if isinstance(fn, Module) else [])
-    snapshot = _Snapshot(state)
-    rng = np.random.default_rng((seed + 17, _STREAM))
-    probe = _as_outputs(fn(*inputs))
-    snapshot.restore()
-    cotangents = [rng.standard_normal(o.shape).astype(o.dtype) for o in probe]
-
-    def first_derivative(*xs: Tensor) -> tuple[Tensor, ...]:
-        # gradcheck evaluates this under no_grad; the inner gradient needs a graph.
-        with enable_grad():
-            outs = _as_outputs(fn(*xs))
-            snapshot.restore()
-            vs = [Tensor(v.astype(o.dtype)) for v, o in zip(cotangents, outs)]
-            grads = autograd_grad(
-                outs, [xs[i] for i in checked], vs, create_graph=True, allow_unused=True
-            )
-            # A gradient that does not depend on the inputs is a constant; tie it to
-            # the graph (adding 0 * x) so the outer check sees a zero derivative.
-            return tuple(
-                (xs[i] * 0.0 if g is None else g) if g is not None and g.requires_grad
-                else (xs[i] * 0.0 if g is None else g + xs[i] * 0.0)
-                for i, g in zip(checked, grads)
-            )
-
-    return gradcheck(first_derivative, inputs, eps=eps, atol=atol, rtol=rtol, mode=mode,
-                     n_directions=n_directions, seed=seed, restore=restore,
+    return gradcheck(derivative(fn, inputs, seed, restore), inputs, eps=eps, atol=atol, rtol=rtol,
+                     mode=mode, n_directions=n_directions, seed=seed, restore=restore,
                      raise_exception=raise_exception)
-
-
-# ---------------------------------------------------------------- fused vs composed
-
-# Agreement demanded by default, relative to each quantity's largest magnitude.
-# float64: both sides are exact formulas evaluated in a different order; ~1e-14
-# is typical, 1e-10 leaves room for cancellation in dx. float32: each side
-# rounds ~10 ops at 6e-8 each and reductions add ~sqrt(n) more; with the
-# cancellation in dx (g minus its projections) 1e-4 of the scale is a safe
-# bound that still catches any formula error (those are O(1) of the scale).
-FUSED_RTOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-4}
-# An absolute floor for quantities that are pure rounding noise, such as the output
-# of a zero-variance channel: the mean's rounding error (~1e-16 |x|) divided by
-# sqrt(eps) (x300 for eps=1e-5) gives ~1e-13 for |x| ~ 10, of random sign.
-FUSED_ATOL = {np.dtype(np.float64): 1e-11, np.dtype(np.float32): 1e-5}
-
-
-@dataclass
-class FusedCheckReport:
-    """Max absolute and scale-relative errors per compared quantity."""
-
-    rows: list[tuple[str, float, float, bool]] = field(default_factory=list)
-    rtol: float = 0.0
-    atol: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return all(ok for *_, ok in self.rows)
-
-    def errors(self) -> dict[str, tuple[float, float]]:
-        """{quantity: (max abs err, max rel err)}."""
-        return {name: (a, r) for name, a, r, _ in self.rows}
-
-    def add(self, name: str, a: np.ndarray, b: np.ndarray) -> None:
-        a = np.asarray(a, dtype=np.float64)
-        b = np.asarray(b, dtype=np.float64)
-        if a.shape != b.shape:
-            self.rows.append((f"{name} (shape {a.shape} vs {b.shape})", np.inf, np.inf, False))
-            return
-        abs_err = float(np.max(np.abs(a - b))) if a.size else 0.0
-        scale = max(float(np.max(np.abs(b))) if b.size else 0.0, float(np.max(np.abs(a))) if a.size else 0.0)
-        rel_err = abs_err / scale if scale > 0 else abs_err
-        self.rows.append((name, abs_err, rel_err, rel_err <= self.rtol or abs_err <= self.atol))
-
-    def __str__(self) -> str:
-        lines = [f"{'quantity':<28} {'max abs err':>12} {'max rel err':>12}  "
-                 f"ok (rtol {self.rtol:g} or atol {self.atol:g})"]
-        lines += [f"{n:<28} {a:>12.3e} {r:>12.3e}  {'yes' if ok else 'NO'}" for n, a, r, ok in self.rows]
-        return "\n".join(lines)
-
-
-def _state_items(state: Any) -> list[tuple[str, np.ndarray]]:
-    if isinstance(state, Module):
-        return [(name, t.data) for name, t in state.named_buffers()]
-    if isinstance(state, dict):
-        return [(k, v.data if isinstance(v, Tensor) else np.asarray(v)) for k, v in state.items()]
-    return [(str(i), v.data if isinstance(v, Tensor) else np.asarray(v)) for i, v in enumerate(state)]
-
-
-def _copy_input(x: Any) -> Any:
-    if isinstance(x, Tensor):
-        return Tensor(x.data.copy(), requires_grad=x.requires_grad)
-    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
-        return Tensor(x.copy(), requires_grad=True)
-    return x
-
-
-def check_fused(
-    composed: Callable[..., Any],
-    fused: Callable[..., Any],
-    inputs: Any,
-    *,
-    state: tuple[Any, Any] | None = None,
-    steps: int = 1,
-    double_backward: bool = True,
-    rtol: float | None = None,
-    atol: float | None = None,
-    seed: int = 0,
-    raise_exception: bool = True,
-) -> FusedCheckReport:
-    """Check a fused kernel against its composed twin: outputs, gradients, double backward, state.
-
-    `inputs` is a list of arguments passed to both callables (each side gets its
-    own copies; float arrays become Tensors that require grad; other values such
-    as eps pass through), or a hypothesis strategy drawing such lists, in which
-    case every drawn example is checked (one call = one property test).
-    Gradients are taken for a random cotangent, and double backward for a random
-    projection of the gradients. `state=(composed_state, fused_state)` (Modules,
-    dicts or lists of arrays; defaults to the callables when they are Modules)
-    is compared after `steps` calls, e.g. running statistics. A quantity passes
-    when its max error relative to its largest magnitude is <= rtol, or its max
-    absolute error is <= atol (defaults per dtype: FUSED_RTOL, FUSED_ATOL).
-    """
-    from hypothesis import given
-    from hypothesis.strategies import SearchStrategy
-
-    if state is None and isinstance(composed, Module) and isinstance(fused, Module):
-        state = (composed, fused)
-    if isinstance(inputs, SearchStrategy):
-        snapshots = [_Snapshot(_state_arrays(s)) for s in (state or ())]
-        reports: list[FusedCheckReport] = []
-
-        @given(inputs)
-        def property_test(example: Any) -> None:
-            for snap in snapshots:
-                snap.restore()
-            reports.append(check_fused(composed, fused, example, state=state, steps=steps,
-                                       double_backward=double_backward, rtol=rtol, atol=atol, seed=seed,
-                                       raise_exception=True))
-
-        property_test()
-        for snap in snapshots:
-            snap.restore()
-        return reports[-1]
-
-    args = list(inputs)
-    sides = [[_copy_input(a) for a in args] for _ in range(2)]
-    dtypes = [a.dtype for a in sides[0] if isinstance(a, Tensor) and a.dtype.kind == "f"]
-    if not dtypes:
-        raise ValueError("check_fused: inputs hold no float Tensor or array to differentiate")
-    worst_dtype = min(dtypes, key=lambda d: d.itemsize)
-    report = FusedCheckReport(
-        rtol=FUSED_RTOL.get(np.dtype(worst_dtype), 1e-4) if rtol is None else rtol,
-        atol=FUSED_ATOL.get(np.dtype(worst_dtype), 1e-5) if atol is None else atol,
-    )
-    rng = np.random.default_rng((seed, _STREAM))
-
-    outs = [_as_outputs(fn(*side)) for fn, side in zip((composed, fused), sides)]
-    for k, (oc, of) in enumerate(zip(*outs)):
-        report.add(f"output[{k}]", oc.data, of.data)
-    targets = [_grad_targets(fn, side) for fn, side in zip((composed, fused), sides)]
-    labels = [label for label, _ in targets[0]]
-    if labels != [label for label, _ in targets[1]]:
-        raise ValueError(
-            f"check_fused: the two sides differentiate different things: {labels} vs "
-            f"{[label for label, _ in targets[1]]} (Modules must have the same parameter names)"
-        )
-    # Random cotangent: an all-ones one would make normalised layers' dx vanish.
-    cot = [rng.standard_normal(o.shape).astype(o.dtype) for o in outs[0]]
-    grads = [
-        autograd_grad(o, [t for _, t in tg], [c.astype(x.dtype) for c, x in zip(cot, o)],
-                      create_graph=double_backward, allow_unused=True)
-        for o, tg in zip(outs, targets)
-    ]
-    for (label, tc), (_, tf), gc, gf in zip(*targets, *grads):
-        report.add(f"grad[{label}]", _grad_or_zeros(gc, tc), _grad_or_zeros(gf, tf))
-
-    if double_backward:
-        proj = [rng.standard_normal(t.shape) for _, t in targets[0]]
-        second = []
-        for tg, g in zip(targets, grads):
-            terms = [(gi * Tensor(p.astype(gi.dtype))).sum() for gi, p in zip(g, proj)
-                     if gi is not None and gi.requires_grad]
-            if not terms:
-                second.append([None] * len(tg))
-                continue
-            total = terms[0]
-            for t in terms[1:]:
-                total = total + t
-            second.append(list(autograd_grad(total, [t for _, t in tg], allow_unused=True)))
-        for (label, tc), (_, tf), hc, hf in zip(*targets, *second):
-            report.add(f"gradgrad[{label}]", _grad_or_zeros(hc, tc), _grad_or_zeros(hf, tf))
-
-    if state is not None:
-        for _ in range(steps - 1):
-            for fn, side in zip((composed, fused), sides):
-                with no_grad():
-                    fn(*side)
-        for (name, a), (_, b) in zip(_state_items(state[0]), _state_items(state[1])):
-            report.add(f"state[{name}]", a, b)
-
-    if raise_exception and not report.passed:
-        raise GradcheckError(f"check_fused: fused and composed disagree\n{report}")
-    return report
-
-
-def _grad_targets(fn: Any, side: list[Any]) -> list[tuple[str, Tensor]]:
-    """(label, tensor) pairs to differentiate: inputs that require grad, then a Module's parameters."""
-    targets = [(f"input {i}", a) for i, a in enumerate(side) if isinstance(a, Tensor) and a.requires_grad]
-    if isinstance(fn, Module):
-        targets += [(name, p) for name, p in fn.named_parameters() if p.requires_grad]
-    return targets
-
-
-def _grad_or_zeros(g: Tensor | None, like: Tensor) -> np.ndarray:
-    return np.zeros(like.shape) if g is None else g.data

@@ -3,7 +3,11 @@
 Forward computes on numpy arrays; backward is written with Tensor ops, so the
 gradient of a gradient is recorded when `create_graph=True`. Everything else
 (mean, var, softmax, the composed norm layers, ...) is built from these in
-`functional.py`. `PRIMITIVES` is the one registry the tests loop over.
+`functional/`. `PRIMITIVES` is the one registry the tests loop over.
+
+The rules read arrays through `Tensor._data` (the slot) rather than the `data`
+property: they run on every op, and the property's version bookkeeping is only
+for writes.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.autograd import Context, Function
+from tinygrad_bn.autograd.function import Context, Function
 from tinygrad_bn.tensor import Shape, Tensor
 
 PRIMITIVES: dict[str, type[Function]] = {}
@@ -28,7 +32,7 @@ def unbroadcast(grad: Tensor, shape: Shape) -> Tensor:
     """Sum `grad` back to `shape`: the adjoint of numpy broadcasting is a sum."""
     if grad.shape == shape:
         return grad
-    gshape = grad.data.shape
+    gshape = grad._data.shape
     extra = len(gshape) - len(shape)
     kept = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
     if not kept:  # only leading axes were added (a bias): one sum, no reshape
@@ -38,7 +42,7 @@ def unbroadcast(grad: Tensor, shape: Shape) -> Tensor:
 
 
 def _zero_like(t: Tensor) -> Tensor:
-    return Tensor._wrap(np.zeros((), dtype=t.data.dtype), False, None)
+    return Tensor._wrap(np.zeros((), dtype=t._data.dtype), False, None)
 
 
 # ---------------------------------------------------------------- elementwise
@@ -48,7 +52,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
         ctx.shapes = (x.shape, y.shape)
-        return x.data + y.data
+        return x._data + y._data
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -64,7 +68,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
         ctx.shapes = (x.shape, y.shape)
-        return x.data - y.data
+        return x._data - y._data
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -80,7 +84,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
         ctx.save_for_backward(x, y)
-        return x.data * y.data
+        return x._data * y._data
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -97,7 +101,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
         ctx.save_for_backward(x, y)
-        return x.data / y.data
+        return x._data / y._data
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -115,7 +119,7 @@ register("div", Div)
 class Neg(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor) -> np.ndarray:
-        return -x.data
+        return -x._data
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -129,7 +133,7 @@ class Pow(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, y: Tensor) -> np.ndarray:
         ctx.save_for_backward(x, y)
-        return x.data ** y.data
+        return x._data ** y._data
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -149,7 +153,7 @@ register("pow", Pow)
 class Exp(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor) -> np.ndarray:
-        return np.exp(x.data)
+        return np.exp(x._data)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -163,7 +167,7 @@ class Log(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor) -> np.ndarray:
         ctx.save_for_backward(x)
-        return np.log(x.data)
+        return np.log(x._data)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -177,7 +181,7 @@ register("log", Log)
 class Sqrt(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor) -> np.ndarray:
-        return np.sqrt(x.data)
+        return np.sqrt(x._data)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -190,10 +194,10 @@ register("sqrt", Sqrt)
 class ReLU(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor) -> np.ndarray:
-        positive = x.data > 0
+        positive = x._data > 0
         # The mask is a constant: relu's second derivative is zero almost everywhere.
-        ctx.save_for_backward(positive.astype(x.data.dtype))
-        return np.maximum(x.data, 0)  # nan stays nan: non-finite values propagate
+        ctx.save_for_backward(positive.astype(x._data.dtype))
+        return np.maximum(x._data, 0)  # nan stays nan: non-finite values propagate
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -207,7 +211,7 @@ register("relu", ReLU)
 class Tanh(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor) -> np.ndarray:
-        return np.tanh(x.data)
+        return np.tanh(x._data)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -225,7 +229,7 @@ class Where(Function):
     def forward(ctx: Context, cond: Tensor, x: Tensor, y: Tensor) -> np.ndarray:
         ctx.save_for_backward(cond)
         ctx.shapes = (x.shape, y.shape)
-        return np.where(cond.data, x.data, y.data)
+        return np.where(cond._data, x._data, y._data)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
@@ -242,8 +246,8 @@ register("where", Where)
 class Cast(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, dtype: np.dtype) -> np.ndarray:
-        ctx.source_dtype = x.data.dtype
-        return x.data.astype(dtype)
+        ctx.source_dtype = x._data.dtype
+        return x._data.astype(dtype)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -268,29 +272,33 @@ def _keepdims_shape(shape: Shape, axis: Any) -> Shape:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-def _check_axis(op: str, axis: Any, ndim: int) -> Any:
+def check_axis(op: str, axis: Any, ndim: int) -> Any:
+    """`axis` (None, an int or a sequence of ints) validated for a `ndim`-d tensor.
+
+    A 0-d tensor accepts axis 0 and -1, as numpy's reductions do.
+    """
     if axis is None or (type(axis) is int and -ndim <= axis < ndim):
         return axis  # the common cases
-    axes = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
     for a in axes:
         if not isinstance(a, int | np.integer) or not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"{op}: axis {axis!r} is out of range for a {ndim}-d tensor")
-    return axis if axis is None or isinstance(axis, int) else tuple(axis)
+    return int(axis) if isinstance(axis, int | np.integer) else tuple(int(a) for a in axes)
 
 
 class Sum(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-        axis = _check_axis("sum", axis, x.data.ndim)
-        ctx.in_shape = x.data.shape
-        ctx.kept_shape = _keepdims_shape(x.data.shape, axis)
-        if x.data.dtype == np.float32:
+        axis = check_axis("sum", axis, x._data.ndim)
+        ctx.in_shape = x._data.shape
+        ctx.kept_shape = _keepdims_shape(x._data.shape, axis)
+        if x._data.dtype == np.float32:
             # numpy sums across rows (axis=0) one row at a time, so float32 error grows
             # with N; accumulating in float64 keeps e.g. a BatchNorm mean of values
             # near 1e4 within half a float32 ulp, at about one extra read pass.
-            total = x.data.sum(axis=axis, keepdims=keepdims, dtype=np.float64)
+            total = x._data.sum(axis=axis, keepdims=keepdims, dtype=np.float64)
             return np.asarray(total, dtype=np.float32)
-        return np.asarray(x.data.sum(axis=axis, keepdims=keepdims))
+        return np.asarray(x._data.sum(axis=axis, keepdims=keepdims))
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -303,16 +311,16 @@ register("sum", Sum)
 class Max(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, axis: Any = None, keepdims: bool = False) -> np.ndarray:
-        axis = _check_axis("max", axis, x.ndim)
-        if x.data.size == 0:
+        axis = check_axis("max", axis, x.ndim)
+        if x._data.size == 0:
             raise ValueError("max: cannot reduce an empty tensor")
-        kept = np.max(x.data, axis=axis, keepdims=True)
+        kept = np.max(x._data, axis=axis, keepdims=True)
         # Ties share the gradient equally; the weights are constants (max is
         # piecewise linear, so its second derivative is zero).
-        hit = (x.data == kept).astype(x.data.dtype)
+        hit = (x._data == kept).astype(x._data.dtype)
         ctx.save_for_backward(hit / hit.sum(axis=axis, keepdims=True))
         ctx.in_shape, ctx.kept_shape = x.shape, kept.shape
-        return kept if keepdims else kept.reshape(np.max(x.data, axis=axis).shape)
+        return kept if keepdims else kept.reshape(np.max(x._data, axis=axis).shape)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -331,10 +339,10 @@ class Reshape(Function):
     def forward(ctx: Context, x: Tensor, shape: Shape) -> np.ndarray:
         ctx.in_shape = x.shape
         try:
-            return x.data.reshape(shape)
+            return x._data.reshape(shape)
         except ValueError:
             raise ValueError(
-                f"cannot reshape {x.shape} ({x.data.size} elements) into {shape}"
+                f"cannot reshape {x.shape} ({x._data.size} elements) into {shape}"
             ) from None
 
     @staticmethod
@@ -348,11 +356,11 @@ register("reshape", Reshape)
 class Transpose(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, axes: Shape) -> np.ndarray:
-        ndim = x.data.ndim
+        ndim = x._data.ndim
         if len(axes) != ndim or sorted(a % max(ndim, 1) for a in axes) != list(range(ndim)):
             raise ValueError(f"axes {axes} are not a permutation of {x.ndim} axes")
         ctx.axes = axes
-        return x.data.transpose(axes)
+        return x._data.transpose(axes)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -369,7 +377,7 @@ class Expand(Function):
     def forward(ctx: Context, x: Tensor, shape: Shape) -> np.ndarray:
         ctx.in_shape = x.shape
         try:
-            return np.broadcast_to(x.data, shape)
+            return np.broadcast_to(x._data, shape)
         except ValueError:
             raise ValueError(f"cannot broadcast shape {x.shape} to {shape}") from None
 
@@ -391,7 +399,7 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, index: Any) -> np.ndarray:
         ctx.index, ctx.in_shape = index, x.shape
-        return np.asarray(x.data[index])
+        return np.asarray(x._data[index])
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -410,11 +418,11 @@ class ScatterAdd(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, index: Any, shape: Shape) -> np.ndarray:
         ctx.index = index
-        out = np.zeros(shape, dtype=x.data.dtype)
+        out = np.zeros(shape, dtype=x._data.dtype)
         if _is_basic_index(index):
-            out[index] = x.data
+            out[index] = x._data
         else:
-            np.add.at(out, index, x.data)
+            np.add.at(out, index, x._data)
         return out
 
     @staticmethod
@@ -433,7 +441,7 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx: Context, a: Tensor, b: Tensor) -> np.ndarray:
-        a_shape, b_shape = a.data.shape, b.data.shape
+        a_shape, b_shape = a._data.shape, b._data.shape
         if not a_shape or not b_shape:
             raise ValueError(f"matmul needs operands with at least 1 dimension, got {a_shape} and {b_shape}")
         k_a, k_b = a_shape[-1], b_shape[-2] if len(b_shape) > 1 else b_shape[0]
@@ -442,13 +450,13 @@ class MatMul(Function):
                 f"cannot multiply {a_shape} by {b_shape}: inner dimensions {k_a} and {k_b} differ"
             )
         ctx.save_for_backward(a, b)
-        return np.asarray(a.data @ b.data)
+        return np.asarray(a._data @ b._data)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
         a, b = ctx.saved_tensors
         # Promote 1-D operands the way the forward did, so one rule covers all cases.
-        a_ndim, b_ndim = a.data.ndim, b.data.ndim
+        a_ndim, b_ndim = a._data.ndim, b._data.ndim
         a2 = a.reshape(1, -1) if a_ndim == 1 else a
         b2 = b.reshape(-1, 1) if b_ndim == 1 else b
         g2 = g
@@ -458,25 +466,16 @@ class MatMul(Function):
             g2 = g2.reshape(*g2.shape, 1) if a_ndim > 1 else g2
         ga = gb = None
         if ctx.needs_input_grad[0]:
-            ga = unbroadcast(g2 @ _swap_last(b2), a2.data.shape).reshape(a.data.shape)
+            ga = unbroadcast(g2 @ _swap_last(b2), a2._data.shape).reshape(a._data.shape)
         if ctx.needs_input_grad[1]:
-            gb = unbroadcast(_swap_last(a2) @ g2, b2.data.shape).reshape(b.data.shape)
+            gb = unbroadcast(_swap_last(a2) @ g2, b2._data.shape).reshape(b._data.shape)
         return ga, gb
 
 
 def _swap_last(t: Tensor) -> Tensor:
     """Exchange the last two axes (the matrix transpose of a batch of matrices)."""
-    axes = tuple(range(t.data.ndim - 2)) + (t.data.ndim - 1, t.data.ndim - 2)
+    axes = tuple(range(t._data.ndim - 2)) + (t._data.ndim - 1, t._data.ndim - 2)
     return Transpose.apply(t, axes=axes)
 
 
 register("matmul", MatMul)
-
-
-def where(condition: Any, x: Any, y: Any) -> Tensor:
-    """Elementwise choice: x where condition is true, else y (condition not differentiated)."""
-    cond = condition if isinstance(condition, Tensor) else Tensor(np.asarray(condition, dtype=bool))
-    if cond.data.dtype != np.bool_:
-        cond = Tensor._wrap(cond.data.astype(bool), False, None)
-    like = x if isinstance(x, Tensor) else y if isinstance(y, Tensor) else Tensor(x)
-    return Where.apply(cond, like._operand(x), like._operand(y))

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import numpy as np
 
-from tinygrad_bn import Tensor
-from tinygrad_bn.fused_pairs import FUSED_PAIRS
-from tinygrad_bn.gradcheck import check_fused, gradcheck, gradgradcheck
+from tinygrad_bn.kernel_registry import BACKENDS, KERNELS, FusedKernel, get_backend, numba_available
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the subcommand."""
     p = subparsers.add_parser(
         "check", help="check fused kernels vs composed twins and numerical gradients",
-        description="For each fused kernel (BatchNorm, LayerNorm, Linear, cross-entropy): compare "
-        "outputs, gradients and double backward with the composed version, then gradcheck and "
-        "gradgradcheck both in float64.",
+        description="For each registered fused kernel (BatchNorm, LayerNorm, Linear, cross-entropy, ...) "
+        "and backend: compare outputs, gradients and double backward with the composed version, then "
+        "gradcheck and gradgradcheck both sides in float64.",
     )
-    p.add_argument("--kernel", choices=sorted(FUSED_PAIRS), action="append",
-                   help="check only this kernel (repeatable; default: all)")
+    p.add_argument("--kernel", action="append", metavar="NAME",
+                   help=f"check only this kernel (repeatable; default: all of {sorted(KERNELS)})")
+    p.add_argument("--backend", choices=[*BACKENDS, "all"], default=None,
+                   help="backend to check (default: the active one; 'all': every available backend)")
     p.add_argument("--shape", default="8,4,3", help="input shape as comma-separated ints (default 8,4,3)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--seed", type=int, default=0)
@@ -38,33 +37,43 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def _backends(choice: str | None) -> list[str]:
+    if choice is None:
+        return [get_backend()]
+    if choice == "all":
+        return [b for b in BACKENDS if b == "numpy" or numba_available()]
+    return [choice]
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print one report per kernel; exit status 1 if any check fails."""
+    """Print one report per kernel and backend; exit status 1 if any check fails."""
     shape = _parse_shape(args.shape)
-    rng = np.random.default_rng(args.seed)
+    names = args.kernel or sorted(KERNELS)
+    unknown = [n for n in names if n not in KERNELS]
+    if unknown:
+        raise ValueError(f"--kernel: unknown kernel(s) {unknown}; registered: {sorted(KERNELS)}")
     failed = False
-    for name in args.kernel or sorted(FUSED_PAIRS):
-        pair = FUSED_PAIRS[name]
-        args_ = pair.example(rng, shape, args.dtype)
-        print(f"== {name}: {pair.kernel.__name__} vs composed, input {args_[0].shape} {args.dtype}")
-        report = check_fused(pair.composed, pair.fused, args_, raise_exception=False)
-        print(report)
-        failed |= not report.passed
-        arrays = [a for a in args_ if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
-        rest = args_[len(arrays):]
-        for impl in ("composed", "fused"):
-            fn = getattr(pair, impl)
-
-            def call(*tensors: Tensor, fn: Any = fn, rest: list = rest) -> Tensor:
-                return fn(*tensors, *rest)
-
-            inputs = [Tensor(a.astype(np.float64), requires_grad=True) for a in arrays]
-            first = gradcheck(call, inputs, raise_exception=False)
-            second = gradgradcheck(call, inputs, atol=1e-4, raise_exception=False)
-            worst1 = max(r.max_rel_err for r in first.inputs)
-            worst2 = max(r.max_rel_err for r in second.inputs)
-            print(f"   {impl:>8}: gradcheck max rel err {worst1:.2e} ({'ok' if first.passed else 'FAIL'}), "
-                  f"gradgradcheck {worst2:.2e} ({'ok' if second.passed else 'FAIL'})")
-            failed |= not (first.passed and second.passed)
+    for backend in _backends(args.backend):
+        for name in names:
+            failed |= not _check_one(KERNELS[name], backend, shape, args)
     print("all checks passed" if not failed else "SOME CHECKS FAILED")
     return 1 if failed else 0
+
+
+def _check_one(entry: FusedKernel, backend: str, shape: tuple[int, ...], args: argparse.Namespace) -> bool:
+    """Print the checks of one kernel on one backend; True when all pass."""
+    from tinygrad_bn.testing.kernels import check_kernel_on  # loads hypothesis: only when checking
+
+    example = entry.example(np.random.default_rng(args.seed), shape, args.dtype)
+    kernel = entry.implementation(backend)
+    where = backend if backend == "numpy" or backend in entry.backends else f"numpy: no {backend} kernel"
+    print(f"== {entry.name} [{where}]: {kernel.__name__} vs composed, "
+          f"input {example[0].shape} {args.dtype}")
+    result = check_kernel_on(entry, example, backend)
+    print(result.fused)
+    for impl, (first, second) in result.numerical.items():
+        worst1 = max(r.max_rel_err for r in first.inputs)
+        worst2 = max(r.max_rel_err for r in second.inputs)
+        print(f"   {impl:>8}: gradcheck max rel err {worst1:.2e} ({'ok' if first.passed else 'FAIL'}), "
+              f"gradgradcheck {worst2:.2e} ({'ok' if second.passed else 'FAIL'})")
+    return result.passed

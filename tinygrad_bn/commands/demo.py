@@ -119,8 +119,9 @@ def _fresh_state(features: int, dtype: str) -> dict[str, Any]:
 
 def agreement_report(x: np.ndarray, n: int, features: int, seed: int) -> str:
     """The composed-vs-fused and numerical-gradient tables, as text."""
-    from tinygrad_bn.gradcheck import check_fused, gradcheck
+    from tinygrad_bn.gradcheck import gradcheck
     from tinygrad_bn.tensor import Tensor
+    from tinygrad_bn.testing import check_fused
 
     fused_checks = {}
     for dtype in ("float64", "float32"):

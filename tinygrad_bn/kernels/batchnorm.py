@@ -40,9 +40,13 @@ differentiates the closed form itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from tinygrad_bn import functional as F
 from tinygrad_bn.autograd import Context, Function, is_grad_enabled
+from tinygrad_bn.kernel_registry import FusedKernel, register_kernel
 from tinygrad_bn.tensor import Tensor
 
 
@@ -94,6 +98,7 @@ def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
 class BatchNormFused(Function):
     """Training-mode batch norm of (N, C, ...) input with batch statistics, in one op."""
 
+    name = "batch_norm_fused"
     fused = True
 
     @staticmethod
@@ -155,7 +160,6 @@ class BatchNormFused(Function):
         return dx, dgamma.reshape(weight.data.shape), dbeta.reshape(weight.data.shape)
 
 
-BatchNormFused.name = "batch_norm_fused"
 
 
 def _backward_differentiable(ctx: Context, g: Tensor, x: Tensor, weight: Tensor) -> tuple:
@@ -173,3 +177,27 @@ def _backward_differentiable(ctx: Context, g: Tensor, x: Tensor, weight: Tensor)
         g - dbeta.reshape(*shape) * (1.0 / count) - xhat * dgamma.reshape(*shape) * (1.0 / count)
     )
     return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------- registration
+
+
+def _batch_norm(impl: str) -> Any:
+    return lambda x, w, b, eps: F.batch_norm(x, None, None, w, b, training=True, eps=eps, impl=impl)
+
+
+def _example(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> list[Any]:
+    x = rng.normal(1.0, 2.0, shape).astype(dtype)
+    w = rng.normal(1.0, 0.5, shape[1]).astype(dtype)
+    b = rng.normal(0.0, 0.5, shape[1]).astype(dtype)
+    return [x, w, b, 1e-5]
+
+
+def _strategy(dtype: str) -> Any:
+    from tinygrad_bn.testing import strategies  # hypothesis loads only when a check asks
+
+    return strategies.norm_kernel_args("batch_norm", dtype)
+
+
+register_kernel(FusedKernel("batch_norm", BatchNormFused, _batch_norm("composed"), _batch_norm("fused"),
+                            _example, _strategy))

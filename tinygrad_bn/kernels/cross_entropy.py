@@ -13,15 +13,20 @@ differentiated again.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from tinygrad_bn import functional as F
 from tinygrad_bn.autograd import Context, Function, is_grad_enabled
+from tinygrad_bn.kernel_registry import FusedKernel, register_kernel
 from tinygrad_bn.tensor import Tensor
 
 
 class CrossEntropyFused(Function):
     """Softmax cross-entropy of logits (N, C) against integer labels (N,)."""
 
+    name = "cross_entropy_fused"
     fused = True
 
     @staticmethod
@@ -60,4 +65,23 @@ class CrossEntropyFused(Function):
         return (probs.data - onehot) * scale.data
 
 
-CrossEntropyFused.name = "cross_entropy_fused"
+# ---------------------------------------------------------------- registration
+
+
+def _cross_entropy(impl: str) -> Any:
+    return lambda logits, labels: F.cross_entropy(logits, labels, impl=impl)
+
+
+def _example(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> list[Any]:
+    n, c = shape[0], int(np.prod(shape[1:]))
+    return [rng.normal(0.0, 3.0, (n, c)).astype(dtype), rng.integers(0, c, n)]
+
+
+def _strategy(dtype: str) -> Any:
+    from tinygrad_bn.testing import strategies  # hypothesis loads only when a check asks
+
+    return strategies.classification_args(dtype)
+
+
+register_kernel(FusedKernel("cross_entropy", CrossEntropyFused, _cross_entropy("composed"),
+                            _cross_entropy("fused"), _example, _strategy))

@@ -16,15 +16,20 @@ is evaluated with Tensor ops.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from tinygrad_bn import functional as F
 from tinygrad_bn.autograd import Context, Function, is_grad_enabled
+from tinygrad_bn.kernel_registry import FusedKernel, register_kernel
 from tinygrad_bn.tensor import Tensor
 
 
 class LayerNormFused(Function):
     """Layer norm over the trailing `k` axes of x, in one op."""
 
+    name = "layer_norm_fused"
     fused = True
 
     @staticmethod
@@ -65,7 +70,6 @@ class LayerNormFused(Function):
         return dx, dgamma, dbeta
 
 
-LayerNormFused.name = "layer_norm_fused"
 
 
 def _backward_differentiable(ctx: Context, g: Tensor, x: Tensor, weight: Tensor) -> tuple:
@@ -85,3 +89,27 @@ def _backward_differentiable(ctx: Context, g: Tensor, x: Tensor, weight: Tensor)
     dgamma = (g * xhat).sum(axis=batch_axes) if batch_axes else g * xhat
     dbeta = g.sum(axis=batch_axes) if batch_axes else g
     return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------- registration
+
+
+def _layer_norm(impl: str) -> Any:
+    return lambda x, w, b, eps: F.layer_norm(x, w.shape, w, b, eps=eps, impl=impl)
+
+
+def _example(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> list[Any]:
+    x = rng.normal(1.0, 2.0, shape).astype(dtype)
+    w = rng.normal(1.0, 0.5, shape[1:]).astype(dtype)
+    b = rng.normal(0.0, 0.5, shape[1:]).astype(dtype)
+    return [x, w, b, 1e-5]
+
+
+def _strategy(dtype: str) -> Any:
+    from tinygrad_bn.testing import strategies  # hypothesis loads only when a check asks
+
+    return strategies.norm_kernel_args("layer_norm", dtype)
+
+
+register_kernel(FusedKernel("layer_norm", LayerNormFused, _layer_norm("composed"), _layer_norm("fused"),
+                            _example, _strategy))

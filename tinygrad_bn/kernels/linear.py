@@ -14,15 +14,20 @@ formulas run as Tensor ops, so double backward works.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from tinygrad_bn import functional as F
 from tinygrad_bn.autograd import Context, Function, is_grad_enabled
+from tinygrad_bn.kernel_registry import FusedKernel, register_kernel
 from tinygrad_bn.tensor import Tensor
 
 
 class LinearFused(Function):
     """x @ weight.T (+ bias), inputs (x, weight) or (x, weight, bias)."""
 
+    name = "linear_fused"
     fused = True
 
     @staticmethod
@@ -53,4 +58,25 @@ class LinearFused(Function):
         return (gx, gw, gb) if has_bias else (gx, gw)
 
 
-LinearFused.name = "linear_fused"
+# ---------------------------------------------------------------- registration
+
+
+def _linear(impl: str) -> Any:
+    return lambda x, w, b: F.linear(x, w, b, impl=impl)
+
+
+def _example(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> list[Any]:
+    out_features = 3
+    x = rng.normal(size=shape).astype(dtype)
+    w = rng.normal(size=(out_features, shape[-1])).astype(dtype)
+    return [x, w, rng.normal(size=out_features).astype(dtype)]
+
+
+def _strategy(dtype: str) -> Any:
+    from tinygrad_bn.testing import strategies  # hypothesis loads only when a check asks
+
+    return strategies.linear_args(dtype)
+
+
+register_kernel(FusedKernel("linear", LinearFused, _linear("composed"), _linear("fused"),
+                            _example, _strategy))

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn import functional as F
+from tinygrad_bn.kernel_registry import check_impl
 from tinygrad_bn.nn.module import Module, Parameter
 from tinygrad_bn.tensor import Tensor
 
@@ -35,8 +36,7 @@ class Linear(Module):
         impl: str = "composed",
     ):
         super().__init__()
-        if impl not in ("composed", "fused"):
-            raise ValueError(f"Linear: impl must be 'composed' or 'fused', got {impl!r}")
+        check_impl("Linear", impl)
         self.impl = impl
         if in_features <= 0 or out_features <= 0:
             raise ValueError(

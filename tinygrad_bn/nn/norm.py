@@ -1,4 +1,4 @@
-"""Stateful normalisation layers; the maths they call is in functional_norm.py.
+"""Stateful normalisation layers; the maths they call is in functional/norm.py.
 
 BatchNorm keeps PyTorch's conventions: `momentum` is the fraction of the batch
 statistic mixed into the running one (None = cumulative average), and
@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.functional_norm import _check_impl, batch_norm, layer_norm
+from tinygrad_bn.functional.norm import batch_norm, layer_norm
+from tinygrad_bn.kernel_registry import check_impl
 from tinygrad_bn.nn.module import Module, Parameter
 from tinygrad_bn.tensor import Tensor
 
@@ -41,7 +42,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{name}: eps must be positive, got {eps}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
-        _check_impl(name, impl)
+        check_impl(name, impl)
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats, self.impl = affine, track_running_stats, impl
         self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
@@ -105,7 +106,7 @@ class LayerNorm(Module):
         dtype: Any = np.float32,
     ):
         super().__init__()
-        _check_impl("LayerNorm", impl)
+        check_impl("LayerNorm", impl)
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         if not shape or any(s <= 0 for s in shape):
             raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}")

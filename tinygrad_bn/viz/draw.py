@@ -16,6 +16,7 @@ from tinygrad_bn.viz.model import (
     auto_fold,
     build,
     element_id,
+    received_grad,
     resolve_collapse,
 )
 
@@ -249,9 +250,12 @@ def _grad_line(g: Any) -> tuple[str, str]:
 
 def _saved_line(node: Node) -> str:
     ctx = node.ctx
-    saved = ctx.saved_tensors
-    if saved is None or ctx.released:
+    if ctx.released:
         return "saved: released by backward()"
+    try:
+        saved = ctx.saved_tensors
+    except RuntimeError:  # a saved tensor was modified in place; backward would refuse
+        return "saved: modified in place since forward"
     if not saved:
         return "saved: nothing"
     shapes = ", ".join(style.fmt_shape(t.shape) for t in saved)
@@ -274,7 +278,7 @@ def _node_attrs(node: Node, model: GraphModel, options: _Options) -> dict[str, s
         formula = _formula(node, model)
         if formula:
             lines.append(style.esc(formula))
-        grad = node.ctx.out_grad
+        grad = received_grad(node.ctx)
     else:
         title = style.esc(node.name or node.kind)
         grad = t.grad.data if t.grad is not None else None
@@ -312,8 +316,8 @@ def _fold_attrs(cluster: Cluster, model: GraphModel, options: _Options) -> dict[
     out = outputs[-1] if outputs else ops[-1]
     lines.append(f"out {style.fmt_shape(out.tensor.shape)} {out.tensor.dtype}")
     fill = style.NO_GRAD_FILL
-    if options.show_grads and out.ctx.out_grad is not None:
-        text, fill = _grad_line(out.ctx.out_grad)
+    if options.show_grads and received_grad(out.ctx) is not None:
+        text, fill = _grad_line(received_grad(out.ctx))
         lines.append("out " + text)
     for p in [n for n in inside if n.kind == "parameter"][:4]:
         short = (p.name or "parameter").rsplit(".", 1)[-1]

@@ -1,7 +1,7 @@
 """The drawing's model of an autodiff graph: nodes in graph order, edges, module clusters.
 
 Built only from public graph fields (`Tensor.grad_fn`, `Context.parents`,
-`.scope`, `.out_grad`, `Module.named_*`), walked in a fixed order, so the same
+`.scope`, `.trace`, `Module.named_*`), walked in a fixed order, so the same
 program always gives the same node ids and the same DOT text. `id()` is used
 only to look objects up while drawing, never in the output.
 """
@@ -125,6 +125,11 @@ class GraphModel:
         return [c for c in self.clusters if c.parent is None]
 
 
+def received_grad(ctx: Context) -> Any:
+    """The gradient an op node received in the last backward through it, or None."""
+    return None if ctx.trace is None else ctx.trace.received
+
+
 # ---------------------------------------------------------------- building
 
 
@@ -155,7 +160,7 @@ def build(root: Any, params: Any = None, api: str = "draw_graph") -> GraphModel:
         namer.classify(node)
     clusters = _cluster(nodes, namer)
     has_grads = any(
-        (n.ctx.out_grad is not None) if n.ctx is not None else (n.tensor.grad is not None)
+        (received_grad(n.ctx) is not None) if n.ctx is not None else (n.tensor.grad is not None)
         for n in nodes
     )
     return GraphModel(root, nodes, edges, clusters, node_of_ctx, node_of_leaf, has_grads)

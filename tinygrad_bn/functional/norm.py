@@ -3,7 +3,8 @@
 `impl="composed"` records every step as a primitive op, so autograd derives the
 backward node by node (CS231n's `batchnorm_backward`); `impl="fused"` runs one
 kernel from `tinygrad_bn/kernels` with the closed-form backward
-(`batchnorm_backward_alt`). `fused_pairs.FUSED_PAIRS` lists the twins for the tests.
+(`batchnorm_backward_alt`), looked up by name in the kernel registry, where each
+kernel is registered with these composed twins for the tests.
 
 Conventions (PyTorch's): statistics over every axis but axis 1; the *biased*
 batch variance normalises; running_var is updated with the *unbiased* one;
@@ -18,15 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.kernels import BatchNormFused, LayerNormFused
+from tinygrad_bn.kernel_registry import check_impl, fused_kernel
 from tinygrad_bn.tensor import DIFFERENTIABLE_DTYPES, Tensor
-
-IMPLS = ("composed", "fused")
-
-
-def _check_impl(op: str, impl: str) -> None:
-    if impl not in IMPLS:
-        raise ValueError(f"{op}: impl must be 'composed' or 'fused', got {impl!r}")
 
 
 def _check_param(op: str, arg: str, t: Any, shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -71,7 +65,7 @@ def batch_norm(
     `momentum=None` needs `num_batches_tracked` (already counting this batch).
     """
     op = "batch_norm"
-    _check_impl(op, impl)
+    check_impl(op, impl)
     _check_input(op, input, 2)
     channels = input.shape[1]
     for arg, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
@@ -100,7 +94,7 @@ def batch_norm(
     if impl == "fused":
         w = weight if weight is not None else Tensor(np.ones(channels, input.dtype))
         b = bias if bias is not None else Tensor(np.zeros(channels, input.dtype))
-        out = BatchNormFused.apply(input, w, b, eps=eps, stats=stats)
+        out = fused_kernel("batch_norm").apply(input, w, b, eps=eps, stats=stats)
     else:
         out = _batch_norm_composed(input, weight, bias, eps, shape, stats)
     if running_mean is not None:
@@ -163,7 +157,7 @@ def layer_norm(
 ) -> Tensor:
     """Normalise over the trailing `normalized_shape` axes of each example (PyTorch semantics)."""
     op = "layer_norm"
-    _check_impl(op, impl)
+    check_impl(op, impl)
     norm_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     _check_input(op, input, max(1, len(norm_shape)))
     if input.shape[input.ndim - len(norm_shape):] != norm_shape:
@@ -178,7 +172,7 @@ def layer_norm(
     if impl == "fused":
         w = weight if weight is not None else Tensor(np.ones(norm_shape, input.dtype))
         b = bias if bias is not None else Tensor(np.zeros(norm_shape, input.dtype))
-        return LayerNormFused.apply(input, w, b, k=k, eps=eps)
+        return fused_kernel("layer_norm").apply(input, w, b, k=k, eps=eps)
     axes = tuple(range(input.ndim - k, input.ndim))
     count = int(np.prod(norm_shape, dtype=np.int64))
     centred = input - input.sum(axis=axes, keepdims=True) * (1.0 / count)

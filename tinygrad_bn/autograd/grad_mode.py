@@ -1,0 +1,102 @@
+"""Per-thread switches: grad mode, anomaly mode, the module scope, the backward trace.
+
+Each thread has its own values, as in PyTorch: a `no_grad()` block in one thread
+never stops another thread's graph from being recorded. `STATE` is read on every
+op, so its fields are plain attributes of a `threading.local` whose class
+attributes are every new thread's defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+
+class _ThreadState(threading.local):
+    grad_enabled = True
+    anomaly = False
+    # The nn.Modules whose __call__ is running, outermost first; each recorded op keeps
+    # the tuple, so graph drawings can cluster the ops a module ran.
+    scope: tuple = ()
+    # Record what each node received and sent during backward (graph viewers read it).
+    trace = True
+
+
+STATE = _ThreadState()
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph for backward (in this thread)."""
+    return STATE.grad_enabled
+
+
+@contextlib.contextmanager
+def set_grad_enabled(mode: bool) -> Iterator[None]:
+    """Context manager (or decorator) that sets grad mode inside the block."""
+    previous, STATE.grad_enabled = STATE.grad_enabled, bool(mode)
+    try:
+        yield
+    finally:
+        STATE.grad_enabled = previous
+
+
+def no_grad() -> contextlib.AbstractContextManager:
+    """Ops inside the block record nothing (inference, optimizer steps); also a decorator."""
+    return set_grad_enabled(False)
+
+
+def enable_grad() -> contextlib.AbstractContextManager:
+    """Turn graph recording back on inside a `no_grad` block; also a decorator."""
+    return set_grad_enabled(True)
+
+
+class AnomalyError(FloatingPointError):
+    """A forward output or backward gradient became non-finite under detect_anomaly()."""
+
+
+def is_anomaly_enabled() -> bool:
+    """True inside detect_anomaly() (in this thread)."""
+    return STATE.anomaly
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Raise at the first op whose forward output or backward gradient is non-finite.
+
+    Also checksums every saved array, so an in-place change made through numpy
+    (`x.data[...] = 0`) between forward and backward is reported. Costs a
+    finiteness check per op, a checksum per saved array and a stack capture per
+    recorded op, so it is a debugging tool, off by default.
+    """
+    previous, STATE.anomaly = STATE.anomaly, True
+    try:
+        yield
+    finally:
+        STATE.anomaly = previous
+
+
+@contextlib.contextmanager
+def module_scope(module: Any) -> Iterator[None]:
+    """Record `module` as the innermost scope of the ops run inside the block."""
+    previous = STATE.scope
+    STATE.scope = previous + (module,)
+    try:
+        yield
+    finally:
+        STATE.scope = previous
+
+
+@contextlib.contextmanager
+def backward_trace(enabled: bool) -> Iterator[None]:
+    """Turn the per-node backward trace (see graph.BackwardTrace) on or off inside the block.
+
+    The trace keeps each node's gradients alive until the graph is dropped, so
+    memory-tight loops that never draw their graphs may switch it off.
+    """
+    previous, STATE.trace = STATE.trace, bool(enabled)
+    try:
+        yield
+    finally:
+        STATE.trace = previous

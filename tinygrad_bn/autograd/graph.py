@@ -1,0 +1,314 @@
+"""The backward walk: from the roots to the leaves in topological order.
+
+`run_backward` is Kahn's algorithm over the recorded Contexts (no recursion, so
+a 100,000-op chain is fine): count how many consumers each node has, run a
+node's backward once every consumer has delivered its gradient, and hand the
+gradients of leaves to a sink (`.grad`, or the results of `grad()`). Backward
+rules are written with Tensor ops, so with grad mode on (`create_graph=True`)
+the gradients are themselves differentiable.
+
+References: PyTorch's autograd semantics (accumulation into `.grad`,
+retain_graph/create_graph, `torch.autograd.grad`), HIPS autograd, early tinygrad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_bn.autograd.function import Context, released_message
+from tinygrad_bn.autograd.grad_mode import STATE, AnomalyError, set_grad_enabled
+from tinygrad_bn.tensor import Tensor
+
+# ---------------------------------------------------------------- the walk
+
+
+def run_backward(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Tensor],
+    retain_graph: bool,
+    create_graph: bool,
+    capture: Sequence[Tensor] | None = None,
+) -> list[Tensor | None] | None:
+    """Propagate `root_grads` from `roots` to every leaf that requires grad.
+
+    With `capture=None` leaf gradients accumulate into `.grad`; otherwise the
+    gradients of the `capture` tensors are returned and `.grad` is untouched.
+    """
+    pending = _count_consumers(roots)
+    sink = _GradSink(capture)
+    grads: dict[Context, Tensor] = {}
+    with set_grad_enabled(create_graph):
+        for root, g in zip(roots, root_grads):
+            if root._ctx is None:
+                sink.leaf(root, g)
+            else:
+                _accumulate(grads, root._ctx, g)
+        ready = [c for c in dict.fromkeys(r._ctx for r in roots) if c is not None and c not in pending]
+        step = 0
+        while ready:
+            node = ready.pop()
+            g = grads.pop(node, None)
+            if g is None:  # nothing reached this node (e.g. only through unused outputs)
+                results: Sequence[Tensor | None] = (None,) * len(node.parents)
+            else:
+                step += 1
+                sink.node(node, g)
+                results = _run_node(node, g, retain_graph)
+                if STATE.trace:
+                    _record_trace(node, step, g, results, create_graph)
+            _send_to_parents(node, results, grads, pending, ready, sink)
+    return sink.captured
+
+
+def _send_to_parents(
+    node: Context, results: Sequence[Tensor | None], grads: dict[Context, Tensor],
+    pending: dict[Context, int], ready: list[Context], sink: _GradSink,
+) -> None:
+    """Hand each input its gradient; an op input whose consumers have all delivered is ready."""
+    for parent, pg in zip(node.parents, results):
+        pctx = parent._ctx
+        if pctx is None:
+            if pg is not None:
+                sink.leaf(parent, pg)
+            continue
+        if pg is not None:
+            _accumulate(grads, pctx, pg)
+        left = pending[pctx] - 1
+        pending[pctx] = left
+        if left == 0:
+            ready.append(pctx)
+
+
+def _count_consumers(roots: Sequence[Tensor]) -> dict[Context, int]:
+    """For each node reachable from the roots, how many edges from reachable nodes point at it."""
+    pending: dict[Context, int] = {}
+    stack = [r._ctx for r in roots if r._ctx is not None]
+    seen = set(stack)
+    while stack:
+        for parent in stack.pop().parents:
+            pctx = parent._ctx
+            if pctx is not None:
+                pending[pctx] = pending.get(pctx, 0) + 1
+                if pctx not in seen:
+                    seen.add(pctx)
+                    stack.append(pctx)
+    return pending
+
+
+def _accumulate(grads: dict[Context, Tensor], node: Context, g: Tensor) -> None:
+    existing = grads.get(node)
+    grads[node] = g if existing is None else existing + g
+
+
+def _run_node(node: Context, g: Tensor, retain_graph: bool) -> list[Tensor | None]:
+    """Run one node's backward rule and check what it returned against its inputs."""
+    if node.released:
+        raise RuntimeError(released_message(node))
+    results = node.fn.backward(node, g) if not STATE.anomaly else _backward_in_anomaly_mode(node, g)
+    if type(results) is not tuple:
+        results = tuple(results) if isinstance(results, list) else (results,)
+    if len(results) != len(node.parents):
+        raise RuntimeError(
+            f"{node.fn.name}.backward returned {len(results)} gradients, "
+            f"expected {len(node.parents)} (one per input)"
+        )
+    checked = _checked_grads(node, results)
+    if not retain_graph:
+        node.release()
+    return checked
+
+
+def _record_trace(
+    node: Context, step: int, g: Tensor, results: list[Tensor | None], create_graph: bool
+) -> None:
+    """Keep what viewers draw after backward: when the node ran, what it received and sent.
+
+    Three references, no new containers: the cycle collector runs as often as
+    without the trace. With create_graph the gradients carry graphs that lead
+    back to this node, so only their arrays are kept, never a reference cycle.
+    """
+    if create_graph:
+        g = g.detach()
+        results = [None if r is None else r.detach() for r in results]
+    node._trace_step, node._trace_received, node._trace_sent = step, g, results
+
+
+class _GradSink:
+    """Where gradients end: accumulated into leaves' `.grad`, or captured for `grad()`."""
+
+    def __init__(self, capture: Sequence[Tensor] | None):
+        self.captured: list[Tensor | None] | None = None if capture is None else [None] * len(capture)
+        self._leaf_slot = {id(t): i for i, t in enumerate(capture or ()) if t._ctx is None}
+        self._node_slots: dict[Context, list[int]] = {}
+        for i, t in enumerate(capture or ()):
+            if t._ctx is not None:
+                self._node_slots.setdefault(t._ctx, []).append(i)
+
+    def leaf(self, leaf: Tensor, g: Tensor) -> None:
+        """Deliver a leaf's gradient (each operand's gradient has that operand's dtype)."""
+        if self.captured is not None:
+            i = self._leaf_slot.get(id(leaf))
+            if i is not None:
+                self.captured[i] = g if self.captured[i] is None else self.captured[i] + g
+        elif leaf._rg:
+            if g._data.dtype != leaf._data.dtype:
+                g = g.astype(leaf._data.dtype)
+            leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+    def node(self, node: Context, g: Tensor) -> None:
+        """A node's total gradient, once all of it has arrived: captured when asked for."""
+        if self._node_slots:
+            for i in self._node_slots.get(node, ()):
+                self.captured[i] = g
+
+
+# ---------------------------------------------------------------- checks on backward results
+
+
+def _checked_grads(node: Context, results: tuple) -> list[Tensor | None]:
+    """One gradient per input: None where not needed, else a Tensor of the input's shape/dtype."""
+    checked: list[Tensor | None] = []
+    for r, parent, need in zip(results, node.parents, node.needs_input_grad):
+        if r is None or not need:
+            checked.append(None)
+            continue
+        expected = parent._data
+        if type(r) is Tensor and r._data.shape == expected.shape and r._data.dtype == expected.dtype:
+            checked.append(r)  # the common case, checked inline
+        else:
+            checked.append(_as_grad(r, parent, node, len(checked)))
+    return checked
+
+
+def _as_grad(value: Any, like: Tensor, node: Context, index: int) -> Tensor:
+    """Check one backward result against its input: a Tensor of the input's shape and dtype."""
+    if not isinstance(value, Tensor):
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(
+                f"{node.fn.name}.backward returned a {type(value).__name__} for input {index}, "
+                "expected a Tensor, an ndarray or None"
+            )
+        value = Tensor._wrap(array, False, None)
+    if value.shape != like.shape:
+        raise RuntimeError(
+            f"{node.fn.name}.backward returned a gradient of shape {value.shape} for input "
+            f"{index}, expected the input's shape {like.shape}"
+        )
+    if value._data.dtype.kind != "f":
+        raise TypeError(
+            f"{node.fn.name}.backward returned a gradient of dtype {value.dtype} for input {index}, "
+            f"expected a float gradient (the input is {like.dtype})"
+        )
+    if value._data.dtype != like._data.dtype:
+        value = value.astype(like._data.dtype)
+    return value
+
+
+def _backward_in_anomaly_mode(node: Context, g: Tensor) -> Any:
+    """Run one rule with per-op anomaly checks off, then check the rule's results as a whole.
+
+    A non-finite gradient is then reported against the op whose rule produced it
+    and the user line that created that op, rather than against an op internal
+    to the rule (the div inside sqrt's backward) and the backward() call.
+    """
+    STATE.anomaly = False
+    try:
+        results = node.fn.backward(node, g)
+    finally:
+        STATE.anomaly = True
+    as_tuple = results if isinstance(results, tuple | list) else (results,)
+    for i, r in enumerate(as_tuple):
+        data = r._data if isinstance(r, Tensor) else r
+        if isinstance(data, np.ndarray) and data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise AnomalyError(
+                f"{node.fn.name}: backward produced a non-finite gradient for input {i}; "
+                f"the op was created at {node.site or '<unknown>'}"
+            )
+    return results
+
+
+# ---------------------------------------------------------------- the public entry points
+
+
+def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, api: str) -> list[Tensor]:
+    """The gradient each output starts from: given, or 1 for a one-element output."""
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"{api}: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    seeds = []
+    for out, g in zip(outputs, grad_outputs):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{api}: outputs must be Tensors, got {type(out).__name__}")
+        if not out._rg:
+            raise RuntimeError(
+                f"{api}: tensor of shape {out.shape} does not require grad and has no graph "
+                "(was it computed under no_grad(), or from inputs without requires_grad=True?)"
+            )
+        if g is None:
+            if out._data.size != 1:
+                raise RuntimeError(
+                    f"{api}: grad can be created implicitly only for scalar outputs; got an "
+                    f"output of shape {out.shape}. Pass a gradient of that shape."
+                )
+            g = Tensor._wrap(np.ones_like(out._data), False, None)
+        elif not isinstance(g, Tensor):
+            g = Tensor._wrap(np.asarray(g, dtype=out._data.dtype), False, None)
+        if g.shape != out.shape:
+            raise ValueError(f"{api}: gradient has shape {g.shape}, expected the output's shape {out.shape}")
+        seeds.append(g)
+    return seeds
+
+
+def backward(
+    tensor: Tensor, grad: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+) -> None:
+    """Accumulate d(tensor)/d(leaf) into `.grad` of every leaf that requires grad."""
+    if retain_graph is None:
+        retain_graph = create_graph
+    seeds = _seed_grads([tensor], None if grad is None else [grad], "backward")
+    run_backward([tensor], seeds, retain_graph, create_graph)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    create_graph: bool = False,
+    retain_graph: bool | None = None,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Gradients of `outputs` with respect to `inputs`, without touching `.grad`."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else _as_list(outputs, "outputs")
+    inputs = [inputs] if isinstance(inputs, Tensor) else _as_list(inputs, "inputs")
+    if isinstance(grad_outputs, Tensor | np.ndarray):
+        grad_outputs = [grad_outputs]
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: inputs[{i}] must be a Tensor, got {type(t).__name__}")
+        if not t._rg:
+            raise RuntimeError(f"grad: inputs[{i}] (shape {t.shape}) does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    seeds = _seed_grads(outputs, grad_outputs, "grad")
+    result = run_backward(outputs, seeds, retain_graph, create_graph, capture=inputs)
+    assert result is not None
+    for i, g in enumerate(result):
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: inputs[{i}] (shape {inputs[i].shape}) was not used to compute the "
+                "outputs; pass allow_unused=True to get None for it"
+            )
+        if g is not None and g._data.dtype != inputs[i]._data.dtype:
+            result[i] = g.astype(inputs[i]._data.dtype)
+    return tuple(result)
+
+
+def _as_list(value: Any, arg: str) -> list:
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise TypeError(f"grad: {arg} must be a Tensor or a sequence of Tensors, got {type(value).__name__}")
