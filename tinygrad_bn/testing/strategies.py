@@ -18,9 +18,6 @@ from hypothesis.extra import numpy as hnp
 
 from tinygrad_bn.tensor import Tensor
 
-FLOAT_DTYPES = ("float32", "float64")
-
-
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4) -> st.SearchStrategy:
     """Array shapes, including 0-d and size-1 axes by default."""
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
@@ -51,13 +48,6 @@ def arrays(
             lambda a: a.size < 2 or np.min(np.diff(np.sort(a, axis=None))) > 1e-3
         )
     return hnp.arrays(dtype, shape, elements=elements)
-
-
-def positive_arrays(
-    shape: Any = None, dtype: str = "float64", low: float = 0.2, high: float = 3.0
-) -> st.SearchStrategy:
-    """Arrays with every element in [low, high]: the domain of log, sqrt, pow."""
-    return arrays(shape, dtype, min_value=low, max_value=high)
 
 
 def tensors(
