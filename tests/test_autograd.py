@@ -57,7 +57,7 @@ _BINARY = {
 _REDUCE = {
     "sum": lambda a, axis: a.sum(axis=axis, keepdims=True),
     "mean": lambda a, axis: a.mean(axis=axis, keepdims=True),
-    "max": lambda a, axis: a.max(axis=axis, keepdims=True),
+    "max": lambda a, axis: a.amax(dim=axis, keepdim=True),
 }
 
 

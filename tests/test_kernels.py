@@ -153,8 +153,9 @@ def test_registering_a_name_twice_or_a_non_entry_is_refused(registered):
 def test_fused_cross_entropy_supports_every_reduction(reduction):
     rng = np.random.default_rng(1)
     logits, labels = rng.normal(0.0, 3.0, (7, 4)), rng.integers(0, 4, 7)
-    report = check_fused(lambda z, y: F.cross_entropy(z, y, reduction),
-                         lambda z, y: F.cross_entropy(z, y, reduction, impl="fused"), [logits, labels])
+    report = check_fused(lambda z, y: F.cross_entropy(z, y, reduction=reduction),
+                         lambda z, y: F.cross_entropy(z, y, reduction=reduction, impl="fused"),
+                         [logits, labels])
     assert report.passed
 
 

@@ -202,7 +202,7 @@ def test_linear_gradients_match_numerical_for_input_weight_and_bias():
 
 
 def test_linear_rejects_bad_sizes_and_mismatched_inputs():
-    message = r"Linear: feature counts must be positive, got in=0, out=2"
+    message = r"Linear: in_features must be a positive int, got 0"
     with pytest.raises(ValueError, match=message):
         nn.Linear(0, 2)
     message = r"linear: input has 4 features \(shape \(2, 4\)\) but weight \(2, 3\) expects 3"

@@ -43,7 +43,8 @@ def _reduce_cases(draw, method: str):
     a = draw(tst.arrays(tst.shapes(1, 3), distinct=(method == "max")))
     axis = draw(st.none() | st.integers(-a.ndim, a.ndim - 1) | st.just(tuple(range(a.ndim))[:2]))
     keepdims = draw(st.booleans())
-    return (lambda x: getattr(x, method)(axis=axis, keepdims=keepdims)), [a]
+    name = "amax" if method == "max" else method  # the Max primitive is amax's (max(dim) gathers)
+    return (lambda x: getattr(x, name)(dim=axis, keepdim=keepdims)), [a]
 
 
 @st.composite
@@ -54,10 +55,38 @@ def _reshape_cases(draw):
 
 
 @st.composite
-def _transpose_cases(draw):
+def _permute_cases(draw):
     a = draw(tst.arrays(tst.shapes(1, 4)))
-    axes = draw(st.permutations(range(a.ndim)))
-    return (lambda x: x.transpose(*axes) * 1.0), [a]
+    dims = draw(st.permutations(range(a.ndim)))
+    return (lambda x: x.permute(*dims) * 1.0), [a]
+
+
+@st.composite
+def _cumsum_cases(draw):
+    a = draw(tst.arrays(tst.shapes(1, 3)))
+    dim = draw(st.integers(-a.ndim, a.ndim - 1))
+    return (lambda x: x.cumsum(dim)), [a]
+
+
+@st.composite
+def _prod_cases(draw):
+    # Elements away from 0 cover prod / x_i (twice differentiable); a drawn zero covers
+    # the product-of-the-others path, whose second derivative the numbers still check.
+    a = draw(tst.arrays(tst.shapes(1, 3), min_value=0.5, max_value=1.5))
+    if draw(st.booleans()):
+        a.reshape(-1)[draw(st.integers(0, a.size - 1))] = 0.0
+    dim = draw(st.none() | st.integers(-a.ndim, a.ndim - 1))
+    keepdim = draw(st.booleans())
+    return (lambda x: x.prod(dim, keepdim=keepdim)), [a]
+
+
+@st.composite
+def _cat_cases(draw):
+    shape = draw(tst.shapes(1, 3))
+    dim = draw(st.integers(0, len(shape) - 1))
+    sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    arrays = [draw(tst.arrays(shape[:dim] + (n,) + shape[dim + 1:])) for n in sizes]
+    return (lambda *xs: ops.Cat.apply(*xs, dim=dim)), arrays
 
 
 @st.composite
@@ -123,15 +152,25 @@ SPECS: dict[str, Spec] = {
     "sqrt": Spec(_unary(lambda x: x.sqrt(), min_value=0.2)),
     "relu": Spec(_unary(lambda x: x.relu(), away_from=0.0)),
     "tanh": Spec(_unary(lambda x: x.tanh())),
+    "sin": Spec(_unary(lambda x: x.sin())),
+    "cos": Spec(_unary(lambda x: x.cos())),
+    "log1p": Spec(_unary(lambda x: x.log1p(), min_value=-0.8)),
+    "expm1": Spec(_unary(lambda x: x.expm1())),
+    "erf": Spec(_unary(lambda x: x.erf())),
+    # sign is piecewise constant: its gradient is exactly zero away from 0
+    "sign": Spec(_unary(lambda x: x.sign() * x, away_from=0.0)),
     "where": Spec(_where_cases()),
     # float32 has ~7 digits, so probe the cast with a large step; the cast is linear,
     # so the central difference carries only float32 rounding of x +- h (~1e-7/1e-2).
-    "cast": Spec(_unary(lambda x: x.astype(np.float32).astype(np.float64) * 2.0),
+    "cast": Spec(_unary(lambda x: x.to(np.float32).to(np.float64) * 2.0),
                  {"eps": 1e-2, "atol": 1e-4, "rtol": 1e-4}),
     "sum": Spec(_reduce_cases("sum")),
     "max": Spec(_reduce_cases("max")),
     "reshape": Spec(_reshape_cases()),
-    "transpose": Spec(_transpose_cases()),
+    "permute": Spec(_permute_cases()),
+    "cat": Spec(_cat_cases()),
+    "cumsum": Spec(_cumsum_cases()),
+    "prod": Spec(_prod_cases()),
     "expand": Spec(_expand_cases()),
     "getitem": Spec(_index_cases()),
     "scatter_add": Spec(_scatter_cases()),

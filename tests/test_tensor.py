@@ -90,53 +90,82 @@ def _reduction_cases(draw, min_dims: int = 0):
     return a, axis, draw(st.booleans())
 
 
-@pytest.mark.parametrize("method", ["sum", "max", "min", "mean"])
+@pytest.mark.parametrize("method, numpy_method", [("sum", "sum"), ("mean", "mean"), ("amax", "max"),
+                                                  ("amin", "min")])
 @given(case=_reduction_cases())
-def test_reductions_match_numpy_for_every_axis_and_keepdims(method, case):
+def test_reductions_match_numpy_for_every_axis_and_keepdims(method, numpy_method, case):
     a, axis, keepdims = case
-    got = getattr(Tensor(a), method)(axis=axis, keepdims=keepdims)
-    expected = getattr(np, method)(a, axis=axis, keepdims=keepdims)
-    assert got.shape == np.shape(expected)
-    np.testing.assert_allclose(got.data, expected, rtol=1e-12, atol=1e-12)
+    expected = getattr(np, numpy_method)(a, axis=axis, keepdims=keepdims)
+    t = Tensor(a)
+    for got in (getattr(t, method)(axis, keepdims), getattr(t, method)(dim=axis, keepdim=keepdims),
+                getattr(Tensor(a), method)(axis=axis, keepdims=keepdims)):  # numpy's spelling is an alias
+        assert got.shape == np.shape(expected)
+        np.testing.assert_allclose(got.data, expected, rtol=1e-12, atol=1e-12)
 
 
-@given(case=_reduction_cases(min_dims=1), ddof=st.integers(0, 2))
-def test_var_matches_numpy_including_ddof(case, ddof):
+@pytest.mark.parametrize("method", ["max", "min"])
+@given(a=tst.arrays(tst.shapes(1, 3)), data=st.data())
+def test_max_and_min_with_a_dim_return_values_and_indices_like_pytorch(method, a, data):
+    dim = data.draw(st.integers(-a.ndim, a.ndim - 1))
+    keepdim = data.draw(st.booleans())
+    values, indices = getattr(Tensor(a), method)(dim, keepdim)
+    np.testing.assert_array_equal(values.data, getattr(np, method)(a, axis=dim, keepdims=keepdim))
+    np.testing.assert_array_equal(indices.data, getattr(np, f"arg{method}")(a, axis=dim, keepdims=keepdim))
+    assert indices.dtype == np.int64
+    assert getattr(Tensor(a), method)(dim, keepdim).values.shape == values.shape  # a named pair
+    np.testing.assert_array_equal(getattr(Tensor(a), method)().data, getattr(np, method)(a))
+
+
+@given(case=_reduction_cases(min_dims=1), correction=st.integers(0, 2))
+def test_var_and_std_match_numpy_with_pytorchs_unbiased_default(case, correction):
     a, axis, keepdims = case
     n = a.size // np.var(a, axis=axis, keepdims=True).size
-    if n - ddof <= 0:
-        with pytest.raises(ValueError, match=rf"var: need more than ddof={ddof}"):
-            Tensor(a).var(axis=axis, ddof=ddof, keepdims=keepdims)
+    got = Tensor(a).var(axis, correction=correction, keepdim=keepdims)
+    if n - correction <= 0:  # PyTorch gives nan (and a warning), not an error
+        assert np.all(np.isnan(got.data))
         return
-    got = Tensor(a).var(axis=axis, ddof=ddof, keepdims=keepdims)
-    expected = np.var(a, axis=axis, ddof=ddof, keepdims=keepdims)
-    assert got.shape == np.shape(expected)
-    np.testing.assert_allclose(got.data, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got.data, np.var(a, axis=axis, ddof=correction, keepdims=keepdims),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(Tensor(a).std(axis, correction=correction, keepdim=keepdims).data,
+                               np.std(a, axis=axis, ddof=correction, keepdims=keepdims),
+                               rtol=1e-10, atol=1e-12)
+    if n > 1:
+        np.testing.assert_allclose(Tensor(a).var(axis).data, np.var(a, axis=axis, ddof=1),
+                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(Tensor(a).var(axis, unbiased=False).data, np.var(a, axis=axis),
+                                   rtol=1e-10, atol=1e-12)
 
 
 @given(case=_reduction_cases(min_dims=1))
-def test_min_gradient_matches_numerical(case):
-    # min is the composite -max(-x); distinct values keep central differences off ties.
+def test_amin_gradient_matches_numerical(case):
+    # amin is the composite -amax(-x); distinct values keep central differences off ties.
     _, axis, keepdims = case
     a = np.random.default_rng(0).permutation(np.arange(case[0].size, dtype=np.float64))
     x = Tensor(a.reshape(case[0].shape) * 0.5, requires_grad=True)
-    gradcheck(lambda t: t.min(axis=axis, keepdims=keepdims), [x])
+    gradcheck(lambda t: t.amin(axis, keepdims), [x])
 
 
-def test_max_and_min_split_the_gradient_equally_between_ties():
+def test_amax_shares_the_gradient_between_ties_and_max_with_a_dim_gives_it_to_the_chosen_index():
     x = Tensor(np.array([1.0, 3.0, 3.0, 2.0]), requires_grad=True)
-    x.max().backward()
+    x.max().backward()  # like PyTorch's max(): ties share it
     np.testing.assert_array_equal(x.grad.data, [0.0, 0.5, 0.5, 0.0])
     y = Tensor(np.array([[1.0, 1.0, 1.0], [4.0, 0.0, 2.0]]), requires_grad=True)
-    y.min(axis=1).sum().backward()
+    y.amin(dim=1).sum().backward()
     np.testing.assert_allclose(y.grad.data, [[1 / 3, 1 / 3, 1 / 3], [0.0, 1.0, 0.0]])
+    z = Tensor(np.array([[1.0, 1.0, 1.0], [4.0, 0.0, 2.0]]), requires_grad=True)
+    values, indices = z.min(dim=1)
+    values.sum().backward()  # like PyTorch's min(dim): only the returned index
+    np.testing.assert_array_equal(indices.data, [0, 1])
+    np.testing.assert_array_equal(z.grad.data, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
 def test_reduction_over_an_axis_out_of_range_names_the_op_and_the_axis():
     with pytest.raises(ValueError, match=r"sum: axis 2 is out of range for a 2-d tensor"):
         Tensor(np.ones((2, 3))).sum(axis=2)
-    with pytest.raises(ValueError, match=r"max: axis -3"):
-        Tensor(np.ones((2, 3))).max(axis=-3)
+    with pytest.raises(IndexError, match=r"max: dim -3 is out of range for a 2-d tensor"):
+        Tensor(np.ones((2, 3))).max(dim=-3)
+    with pytest.raises(TypeError, match="pass dim= or its alias axis=, not both"):
+        Tensor(np.ones((2, 3))).sum(dim=0, axis=1)
 
 
 def test_mean_over_an_axis_out_of_range_names_the_op():
@@ -159,11 +188,15 @@ def test_mean_of_a_0d_tensor_over_its_only_axis_is_the_value():
 
 
 @given(a=tst.arrays(tst.shapes(0, 4)), data=st.data())
-def test_transpose_matches_numpy(a, data):
-    axes = data.draw(st.permutations(range(a.ndim)))
-    np.testing.assert_array_equal(Tensor(a).transpose(*axes).data, np.transpose(a, axes))
-    np.testing.assert_array_equal(Tensor(a).transpose().data, np.transpose(a))
+def test_permute_transpose_and_T_follow_pytorch(a, data):
+    dims = data.draw(st.permutations(range(a.ndim)))
+    np.testing.assert_array_equal(Tensor(a).permute(*dims).data, np.transpose(a, dims))
     np.testing.assert_array_equal(Tensor(a).T.data, a.T)
+    if a.ndim >= 2:
+        d0, d1 = data.draw(st.integers(-a.ndim, a.ndim - 1)), data.draw(st.integers(-a.ndim, a.ndim - 1))
+        # transpose(d0, d1) swaps two dims (numpy's transpose permutes them all)
+        np.testing.assert_array_equal(Tensor(a).transpose(d0, d1).data, np.swapaxes(a, d0, d1))
+        np.testing.assert_array_equal(Tensor(a).mT.data, np.swapaxes(a, -1, -2))
 
 
 @given(a=tst.arrays(tst.shapes(0, 3)), data=st.data())
@@ -179,9 +212,11 @@ def test_reshape_to_a_wrong_size_names_the_op_and_both_shapes():
         Tensor(np.ones((2, 3))).reshape(4)
 
 
-def test_transpose_with_a_bad_permutation_names_the_op():
-    with pytest.raises(ValueError, match=r"transpose.*not a permutation"):
-        Tensor(np.ones((2, 3))).transpose(0, 0)
+def test_permute_with_a_bad_permutation_names_the_op():
+    with pytest.raises(ValueError, match=r"permute: dims \(0, 0\) are not a permutation"):
+        Tensor(np.ones((2, 3))).permute(0, 0)
+    with pytest.raises(TypeError, match=r"transpose\(\) missing"):
+        Tensor(np.ones((2, 3))).transpose()
 
 
 def test_swapaxes_and_flatten_match_numpy():
@@ -349,7 +384,7 @@ _FLOAT32_PROGRAMS = {
     "powers": lambda x: x**2 + 2.0**x + x ** np.float64(0.5),
     "reflected ops": lambda x: 1.0 / x - (3 - x),
     "unary": lambda x: x.exp().log() + x.sqrt() + x.tanh() + x.relu(),
-    "reductions": lambda x: x.sum(axis=0) + x.mean(axis=0) + x.var(axis=0) + x.max(axis=0),
+    "reductions": lambda x: x.sum(0) + x.mean(dim=0) + x.var(0) + x.std(0) + x.max(0).values + x.amin(0),
     "composites": lambda x: (functional.softmax(x) + functional.sigmoid(x)
                              + functional.log_softmax(x)),
     "losses": lambda x: functional.mse_loss(x, 0.5) + functional.cross_entropy(x, np.array([0, 1])),
@@ -378,9 +413,10 @@ def test_mixed_float_dtypes_promote_like_numpy_and_each_grad_keeps_its_dtype(sha
     assert x.grad.dtype == a.dtype and y.grad.dtype == b.dtype
 
 
-def test_astype_casts_and_the_gradient_is_cast_back():
+def test_to_casts_and_the_gradient_is_cast_back():
     x = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
-    y = x.astype(np.float64) * Tensor(np.array([1e-3, 3.0]))
+    assert x.double().dtype == np.float64 and x.to(np.float64).float().dtype == np.float32
+    y = x.to(np.float64) * Tensor(np.array([1e-3, 3.0]))
     assert y.dtype == np.float64
     y.sum().backward()
     assert x.grad.dtype == np.float32

@@ -244,7 +244,7 @@ def test_mlp_ops_are_boxed_per_module_and_nested_under_the_model():
     assert [n.title for n in dot.ops_in("relu2 · ReLU")] == ["relu"]
     assert dot.one("bn2.weight").clusters == ("Model", "bn2 · BatchNorm1d (composed)")
     assert Counter(n.title for n in dot.ops_in("fc1 · Linear (composed)")) == Counter(
-        {"transpose": 1, "matmul": 1, "add": 1}
+        {"permute": 1, "matmul": 1, "add": 1}
     )
     # the loss is computed outside the model: not in its box
     assert all(not n.clusters for n in dot.titled("log"))

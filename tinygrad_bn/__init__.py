@@ -9,6 +9,8 @@ kernels, nn, optim) and changes nothing process-wide. The tools built on it
 import importlib
 from typing import Any
 
+import numpy as np
+
 # The engine (docs/index.md has the layers); tensor_methods binds the ops onto Tensor.
 # Nothing runs an op while importing, so the order of these lines does not matter.
 from tinygrad_bn import (
@@ -29,9 +31,126 @@ from tinygrad_bn.autograd import (
     no_grad,
     set_grad_enabled,
 )
-from tinygrad_bn.functional import where
+from tinygrad_bn.autograd.function import BackwardTrace, Context
+from tinygrad_bn.factories import (
+    arange,
+    empty,
+    empty_like,
+    eye,
+    full,
+    full_like,
+    linspace,
+    normal,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    randperm,
+    zeros,
+    zeros_like,
+)
+
+# The torch.* functions (the same functions as tinygrad_bn.functional's, and the Tensor methods).
+from tinygrad_bn.functional import (
+    abs,
+    add,
+    all,
+    allclose,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    argsort,
+    bmm,
+    broadcast_to,
+    cat,
+    chunk,
+    clamp,
+    clip,
+    concat,
+    cos,
+    cumsum,
+    div,
+    dot,
+    einsum,
+    eq,
+    equal,
+    erf,
+    exp,
+    expm1,
+    flatten,
+    flip,
+    gather,
+    ge,
+    gt,
+    index_select,
+    isclose,
+    isfinite,
+    isinf,
+    isnan,
+    le,
+    log,
+    log1p,
+    log2,
+    log10,
+    logsumexp,
+    lt,
+    masked_fill,
+    matmul,
+    max,
+    maximum,
+    mean,
+    min,
+    minimum,
+    mm,
+    movedim,
+    mul,
+    narrow,
+    ne,
+    neg,
+    norm,
+    outer,
+    permute,
+    pow,
+    prod,
+    reciprocal,
+    relu,
+    reshape,
+    rsqrt,
+    scatter_add,
+    sigmoid,
+    sign,
+    sin,
+    softmax,
+    sort,
+    split,
+    sqrt,
+    square,
+    squeeze,
+    stack,
+    std,
+    sub,
+    sum,
+    t,
+    take_along_dim,
+    tanh,
+    topk,
+    transpose,
+    unbind,
+    unsqueeze,
+    var,
+    where,
+)
 from tinygrad_bn.ops import PRIMITIVES
-from tinygrad_bn.tensor import Tensor, tensor
+from tinygrad_bn.random import Generator, default_generator, initial_seed, manual_seed
+from tinygrad_bn.tensor import Tensor, get_default_dtype, set_default_dtype, tensor
+
+float32, float64, int64, int32, bool_ = np.float32, np.float64, np.int64, np.int32, np.bool_
 
 __version__ = "0.1.0"
 
@@ -56,8 +175,4 @@ def keep_freed_memory() -> bool:
     return _memory.keep_freed_memory()
 
 
-__all__ = [
-    "PRIMITIVES", "AnomalyError", "Function", "Tensor", "detect_anomaly", "enable_grad", "functional",
-    "grad", "is_grad_enabled", "keep_freed_memory", "kernels", "nn", "no_grad", "ops", "optim",
-    "set_grad_enabled", "tensor", "where", *_LAZY_MODULES,
-]
+__all__ = [name for name in dir() if not name.startswith("_") and name not in ("importlib", "np", "Any")]

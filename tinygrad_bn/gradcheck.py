@@ -236,7 +236,7 @@ def gradcheck(
 
     low = [i for i in checked if inputs[i].dtype == np.float32]
     if low:
-        wide = [x.detach().astype(np.float64).requires_grad_(x.requires_grad)
+        wide = [x.detach().to(np.float64).requires_grad_(x.requires_grad)
                 if x.dtype == np.float32 else x for x in inputs]
         report = gradcheck(fn, wide, eps=eps, atol=atol, rtol=rtol, mode=mode,
                            n_directions=n_directions, seed=seed, restore=restore,

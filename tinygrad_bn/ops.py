@@ -12,6 +12,7 @@ for writes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -222,6 +223,104 @@ class Tanh(Function):
 register("tanh", Tanh)
 
 
+class Sin(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.sin(x._data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return g * Cos.apply(x)
+
+
+register("sin", Sin)
+
+
+class Cos(Function):
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.cos(x._data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return -(g * Sin.apply(x))
+
+
+register("cos", Cos)
+
+
+class Log1p(Function):
+    """log(1 + x), accurate for tiny x (where 1 + x would round away x's digits)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.log1p(x._data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return g / (x + 1.0)
+
+
+register("log1p", Log1p)
+
+
+class Expm1(Function):
+    """exp(x) - 1, accurate for tiny x."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        return np.expm1(x._data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return g * (ctx.output + 1.0)
+
+
+register("expm1", Expm1)
+
+
+# numpy has no erf; math.erf is libm's, correct to the last bit, one element at a time.
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+class Erf(Function):
+    """The error function; d erf(x)/dx = 2/sqrt(pi) exp(-x^2)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        ctx.save_for_backward(x)
+        return np.asarray(_erf(x._data), dtype=x._data.dtype)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        return g * ((-(x * x)).exp() * (2.0 / math.sqrt(math.pi)))
+
+
+register("erf", Erf)
+
+
+class Sign(Function):
+    """-1, 0 or 1; piecewise constant, so its gradient is zero (as PyTorch's)."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor) -> np.ndarray:
+        return np.sign(x._data)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        return g * 0.0
+
+
+register("sign", Sign)
+
+
 class Where(Function):
     """where(condition, x, y); the condition is data, not differentiated."""
 
@@ -251,7 +350,7 @@ class Cast(Function):
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
-        return g.astype(ctx.source_dtype)
+        return g if g._data.dtype == ctx.source_dtype else Cast.apply(g, dtype=ctx.source_dtype)
 
 
 register("cast", Cast)
@@ -331,6 +430,69 @@ class Max(Function):
 register("max", Max)
 
 
+class Cumsum(Function):
+    """Running sum along `dim`; its adjoint is the running sum from the other end."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, dim: int) -> np.ndarray:
+        ctx.dim = dim
+        # float32 sums accumulate in float64, as Sum's do (the running error grows with n).
+        return np.cumsum(x._data, axis=dim, dtype=np.float64 if x._data.dtype == np.float32 else None
+                         ).astype(x._data.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        flip = (slice(None),) * (ctx.dim % g.ndim) + (slice(None, None, -1),)
+        return GetItem.apply(Cumsum.apply(GetItem.apply(g, index=flip), dim=ctx.dim), index=flip)
+
+
+register("cumsum", Cumsum)
+
+
+class Prod(Function):
+    """Product over `axis`; d prod / dx_i = the product of the other elements."""
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+        axis = check_axis("prod", axis, x._data.ndim)
+        ctx.save_for_backward(x)
+        ctx.axis, ctx.in_shape = axis, x.shape
+        ctx.kept_shape = _keepdims_shape(x.shape, axis)
+        ctx.has_zero = bool((x._data == 0).any())
+        return np.asarray(np.prod(x._data, axis=axis, keepdims=keepdims))
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        g = g.reshape(ctx.kept_shape).expand(ctx.in_shape)
+        if not ctx.has_zero:  # prod / x_i, written with Tensor ops: differentiable again
+            return g * ctx.output.reshape(ctx.kept_shape) / x
+        # With zeros, prod / x_i is 0/0: multiply the others instead, also with Tensor ops.
+        return g * _product_of_others(x, ctx.axis)
+
+
+def _product_of_others(x: Tensor, axis: Any) -> Tensor:
+    """For each element, the product of the other elements of its reduction group.
+
+    Row i of an n x n matrix holds the group with x_i replaced by 1; its product is
+    what x_i's gradient needs. O(n^2) memory, so it is only used when a group has a 0.
+    """
+    ndim = x._data.ndim
+    axes = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(a % max(ndim, 1) for a in axes) if ndim else ()
+    rest = tuple(i for i in range(ndim) if i not in axes)
+    moved = Permute.apply(x, dims=rest + axes) if ndim else x
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    flat = moved.reshape(*moved.shape[:len(rest)], 1, n).expand(*moved.shape[:len(rest)], n, n)
+    one = Tensor._wrap(np.ones((), dtype=x._data.dtype), False, None)
+    others = Prod.apply(Where.apply(Tensor._wrap(np.eye(n, dtype=bool), False, None), one, flat), axis=-1)
+    others = others.reshape(*moved.shape)
+    return Permute.apply(others, dims=tuple(np.argsort(rest + axes).tolist())) if ndim else others
+
+
+register("prod", Prod)
+
+
 # ---------------------------------------------------------------- movement
 
 
@@ -353,21 +515,24 @@ class Reshape(Function):
 register("reshape", Reshape)
 
 
-class Transpose(Function):
+class Permute(Function):
+    """Reorder the axes: output axis i is input axis dims[i]."""
+
     @staticmethod
-    def forward(ctx: Context, x: Tensor, axes: Shape) -> np.ndarray:
+    def forward(ctx: Context, x: Tensor, dims: Shape) -> np.ndarray:
         ndim = x._data.ndim
-        if len(axes) != ndim or sorted(a % max(ndim, 1) for a in axes) != list(range(ndim)):
-            raise ValueError(f"axes {axes} are not a permutation of {x.ndim} axes")
-        ctx.axes = axes
-        return x._data.transpose(axes)
+        if len(dims) != ndim or sorted(d % max(ndim, 1) for d in dims) != list(range(ndim)):
+            raise ValueError(f"permute: dims {dims} are not a permutation of the {ndim} dims of {x.shape}")
+        ctx.dims = dims
+        return x._data.transpose(dims)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
-        return g.transpose(*np.argsort([a % g.ndim for a in ctx.axes]).tolist())
+        inverse = tuple(np.argsort([d % g.ndim for d in ctx.dims]).tolist())
+        return Permute.apply(g, dims=inverse)
 
 
-register("transpose", Transpose)
+register("permute", Permute)
 
 
 class Expand(Function):
@@ -433,6 +598,28 @@ class ScatterAdd(Function):
 register("scatter_add", ScatterAdd)
 
 
+class Cat(Function):
+    """Join tensors along `dim`; each input's gradient is its slice of the output's."""
+
+    @staticmethod
+    def forward(ctx: Context, *xs: Tensor, dim: int) -> np.ndarray:
+        ctx.dim = dim
+        ctx.sizes = [x._data.shape[dim] for x in xs]
+        return np.concatenate([x._data for x in xs], axis=dim)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        lead = (slice(None),) * (ctx.dim % g.ndim)
+        grads, start = [], 0
+        for size, need in zip(ctx.sizes, ctx.needs_input_grad):
+            grads.append(GetItem.apply(g, index=lead + (slice(start, start + size),)) if need else None)
+            start += size
+        return tuple(grads)
+
+
+register("cat", Cat)
+
+
 # ---------------------------------------------------------------- matmul
 
 
@@ -474,8 +661,8 @@ class MatMul(Function):
 
 def _swap_last(t: Tensor) -> Tensor:
     """Exchange the last two axes (the matrix transpose of a batch of matrices)."""
-    axes = tuple(range(t._data.ndim - 2)) + (t._data.ndim - 1, t._data.ndim - 2)
-    return Transpose.apply(t, axes=axes)
+    dims = tuple(range(t._data.ndim - 2)) + (t._data.ndim - 1, t._data.ndim - 2)
+    return Permute.apply(t, dims=dims)
 
 
 register("matmul", MatMul)

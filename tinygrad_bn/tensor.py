@@ -7,10 +7,12 @@ conversions, the version counter that catches in-place changes). The ops
 `functional/`; `tensor_methods.py` binds them onto Tensor as methods from one
 table, so no module imports a module that imports it back.
 
-Dtype rules: Python scalars and lists become the default float dtype
-(float32); a Python scalar operand takes the float dtype of the tensor it
-meets, so it never upcasts a float32 graph; two tensors of different float
-dtypes promote as numpy does.
+Dtype rules, PyTorch's: `Tensor(data)` makes the default float dtype (float32,
+see set_default_dtype) from Python numbers and lists, and `tensor(data)` infers
+it (Python floats: the default float dtype; ints: int64; bools: bool); an
+ndarray keeps its dtype either way. A Python scalar operand takes the float
+dtype of the tensor it meets, so it never upcasts a float32 graph; two tensors
+of different float dtypes promote elementwise (matmul-like and norm ops refuse).
 """
 
 from __future__ import annotations
@@ -19,8 +21,24 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_DTYPE = np.float32
 DIFFERENTIABLE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_default_dtype = np.dtype(np.float32)
+
+
+def get_default_dtype() -> np.dtype:
+    """The float dtype Python floats and new float tensors get (float32 unless changed)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Make `dtype` (float32 or float64) the default float dtype, process-wide, as in PyTorch."""
+    global _default_dtype
+    dt = np.dtype(dtype) if not isinstance(dtype, str) or dtype in ("float32", "float64") else None
+    if dt not in DIFFERENTIABLE_DTYPES:
+        raise TypeError(f"set_default_dtype: expected float32 or float64, got {dtype!r}")
+    _default_dtype = dt
+
+
 # Array kinds a Tensor may hold: bool, signed/unsigned int, float. Object, string,
 # datetime and complex arrays would fail later, deep inside numpy or a backward rule.
 _DATA_KINDS = "biuf"
@@ -44,8 +62,12 @@ def _check_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
-def _to_array(data: Any, dtype: Any) -> np.ndarray:
-    """The array a new Tensor holds; refuses what no op could compute with."""
+def _to_array(data: Any, dtype: Any, infer: bool = False) -> np.ndarray:
+    """The array a new Tensor holds; refuses what no op could compute with.
+
+    Python data becomes the default float dtype, or with `infer` (the `tensor()`
+    factory) keeps its kind: bool, int64 or the default float dtype.
+    """
     if isinstance(data, Tensor):
         data = data._data
     if dtype is not None:
@@ -57,25 +79,31 @@ def _to_array(data: Any, dtype: Any) -> np.ndarray:
     elif isinstance(data, list | tuple) and any(isinstance(d, Tensor) for d in data):
         raise TypeError("Tensor: got a list of Tensors; combine them with stack() or cat()")
     else:
-        try:
-            # Python scalars and (nested) lists take the default dtype, like the design says.
-            array = np.asarray(data, dtype=DEFAULT_DTYPE if dtype is None else dtype)
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                f"Tensor: cannot make an array of {type(data).__name__} data ({err}); expected "
-                "a number, a rectangular (nested) list of numbers or an ndarray"
-            ) from None
+        array = _python_data(data, dtype if dtype is not None or infer else _default_dtype)
+        if dtype is None and infer:
+            kind = array.dtype.kind
+            dtype = _default_dtype if kind == "f" else np.dtype(np.int64) if kind in "iu" else None
     if array.dtype.kind not in _DATA_KINDS:
         raise TypeError(f"Tensor: data of dtype {array.dtype} is not supported; "
                         "expected float, int or bool values")
     return array if dtype is None else array.astype(dtype, copy=False)
 
 
+def _python_data(data: Any, dtype: Any) -> np.ndarray:
+    try:
+        return np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"Tensor: cannot make an array of {type(data).__name__} data ({err}); expected "
+            "a number, a rectangular (nested) list of numbers or an ndarray"
+        ) from None
+
+
 class Tensor:
     """An n-dimensional array that records the ops applied to it for backward."""
 
-    __slots__ = ("_data", "grad", "_rg", "_ctx", "name", "_version", "__weakref__")
-    __array_ufunc__ = None  # make `ndarray + Tensor` call Tensor.__radd__
+    # _hooks (register_hook on a leaf) is set only when used: read it with getattr(t, "_hooks", None).
+    __slots__ = ("_data", "grad", "_rg", "_ctx", "name", "_version", "_hooks", "__weakref__")
 
     def __init__(
         self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None
@@ -177,11 +205,6 @@ class Tensor:
         """Number of dimensions."""
         return self._data.ndim
 
-    @property
-    def size(self) -> int:
-        """Number of elements."""
-        return self._data.size
-
     def __len__(self) -> int:
         if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
@@ -216,10 +239,7 @@ class Tensor:
         body = np.array2string(self._data, precision=4, threshold=20, separator=", ")
         return f"Tensor({body}, dtype={self._data.dtype}{extra})"
 
-    def __bool__(self) -> bool:
-        return bool(self._data)
-
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # by identity (== is elementwise, as in PyTorch)
 
     # ------------------------------------------------------------ operand coercion
 
@@ -230,16 +250,23 @@ class Tensor:
             return other
         kind = type(other)
         if kind is float or kind is int:
-            dtype = self._data.dtype if self._data.dtype.kind == "f" else DEFAULT_DTYPE
+            dtype = self._data.dtype if self._data.dtype.kind == "f" else _scalar_dtype(other)
             return Tensor._wrap(np.asarray(other, dtype=dtype), False, None)
         if kind is np.ndarray:
             return Tensor._wrap(other, False, None)
         if isinstance(other, bool | np.generic):
-            dtype = self._data.dtype if self._data.dtype.kind == "f" else DEFAULT_DTYPE
+            dtype = self._data.dtype if self._data.dtype.kind == "f" else _scalar_dtype(other)
             return Tensor._wrap(np.asarray(other, dtype=dtype), False, None)
         if isinstance(other, np.ndarray | list | tuple):
             return Tensor(other)
         raise TypeError(f"unsupported operand type for Tensor op: {type(other).__name__}")
+
+
+def _scalar_dtype(value: Any) -> np.dtype:
+    """The dtype a scalar meeting an integer or bool tensor gets: int64 for ints, else the default float."""
+    if isinstance(value, bool | np.bool_):
+        return np.dtype(np.bool_)
+    return np.dtype(np.int64) if isinstance(value, int | np.integer) else _default_dtype
 
 
 def normalize_shape(shape: tuple) -> Shape:
@@ -252,6 +279,25 @@ def normalize_shape(shape: tuple) -> Shape:
     return shape
 
 
-def tensor(data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> Tensor:
-    """Make a Tensor (float32 for Python scalars and lists unless `dtype` says otherwise)."""
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype, name=name)
+def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False,
+           name: str | None = None) -> Tensor:
+    """A new tensor holding a copy of `data`, its dtype inferred as torch.tensor does.
+
+    Python floats get the default float dtype, ints int64, bools bool; an
+    ndarray or Tensor keeps its dtype. `device` may only be "cpu".
+    """
+    check_device("tensor", device)
+    array = _to_array(data, dtype, infer=True)
+    if array is _data_of(data):  # tensor() always copies, as torch.tensor does
+        array = array.copy()
+    return Tensor(array, requires_grad=requires_grad, name=name)
+
+
+def _data_of(data: Any) -> Any:
+    return data._data if isinstance(data, Tensor) else data
+
+
+def check_device(op: str, device: Any) -> None:
+    """Accept device=None or "cpu" (the only device here), so PyTorch code runs unchanged."""
+    if device is not None and str(device) != "cpu":
+        raise ValueError(f"{op}: device {device!r} is not available; tinygrad_bn computes on the CPU only")

@@ -375,7 +375,7 @@ class Trainer:
         """Forward, backward and one optimizer step on the examples `rows`; returns the loss."""
         out = self.model(Tensor(self.x_train[rows]))
         loss = self.loss_fn(out, self.y_train[rows])
-        if not isinstance(loss, Tensor) or loss.size != 1:
+        if not isinstance(loss, Tensor) or loss.numel() != 1:
             got = f"shape {loss.shape}" if isinstance(loss, Tensor) else type(loss).__name__
             raise ValueError(f"Trainer: loss_fn must return a scalar Tensor, got {got}")
         if not loss.requires_grad:

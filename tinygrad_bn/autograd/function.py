@@ -38,6 +38,8 @@ class Context:
     released = False
     site: str | None = None  # the user code that created the op (anomaly mode)
     _trace_step = 0  # set by the backward walk, with _trace_received and _trace_sent
+    _hooks: dict | None = None  # register_hook on the op's output
+    _retained: Any = None  # a weakref to the output, after retain_grad()
     _saved: tuple[Tensor, ...] = ()
     _writes = 0  # tensor.WRITES when the tensors were saved
     _checksums: tuple[int, ...] | None = None  # anomaly mode: checksums of the saved arrays

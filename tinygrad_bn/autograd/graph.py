@@ -13,6 +13,7 @@ retain_graph/create_graph, `torch.autograd.grad`), HIPS autograd, early tinygrad
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,22 +32,19 @@ def run_backward(
     retain_graph: bool,
     create_graph: bool,
     capture: Sequence[Tensor] | None = None,
+    only: Sequence[Tensor] | None = None,
 ) -> list[Tensor | None] | None:
     """Propagate `root_grads` from `roots` to every leaf that requires grad.
 
-    With `capture=None` leaf gradients accumulate into `.grad`; otherwise the
-    gradients of the `capture` tensors are returned and `.grad` is untouched.
+    With `capture=None` leaf gradients accumulate into `.grad` (of the `only`
+    leaves, when given); otherwise the gradients of the `capture` tensors are
+    returned and `.grad` is untouched.
     """
     pending = _count_consumers(roots)
-    sink = _GradSink(capture)
+    sink = _GradSink(capture, only)
     grads: dict[Context, Tensor] = {}
     with set_grad_enabled(create_graph):
-        for root, g in zip(roots, root_grads):
-            if root._ctx is None:
-                sink.leaf(root, g)
-            else:
-                _accumulate(grads, root._ctx, g)
-        ready = [c for c in dict.fromkeys(r._ctx for r in roots) if c is not None and c not in pending]
+        ready = _seed_roots(roots, root_grads, pending, grads, sink)
         step = 0
         while ready:
             node = ready.pop()
@@ -55,12 +53,32 @@ def run_backward(
                 results: Sequence[Tensor | None] = (None,) * len(node.parents)
             else:
                 step += 1
-                sink.node(node, g)
+                g = _receive(node, g, sink)
                 results = _run_node(node, g, retain_graph)
                 if STATE.trace:
                     _record_trace(node, step, g, results, create_graph)
             _send_to_parents(node, results, grads, pending, ready, sink)
+        sink.finish()
     return sink.captured
+
+
+def _seed_roots(roots: Sequence[Tensor], root_grads: Sequence[Tensor], pending: dict[Context, int],
+                grads: dict[Context, Tensor], sink: _GradSink) -> list[Context]:
+    """Hand the roots their gradients; the roots no other root depends on are ready to run."""
+    for root, g in zip(roots, root_grads):
+        if root._ctx is None:
+            sink.leaf(root, g)
+        else:
+            _accumulate(grads, root._ctx, g)
+    return [c for c in dict.fromkeys(r._ctx for r in roots) if c is not None and c not in pending]
+
+
+def _receive(node: Context, g: Tensor, sink: _GradSink) -> Tensor:
+    """A node's whole gradient has arrived: run its hooks, let grad() capture it."""
+    if node._hooks is not None or node._retained is not None:
+        g = _node_hooks(node, g)
+    sink.node(node, g)
+    return g
 
 
 def _send_to_parents(
@@ -139,13 +157,15 @@ def _record_trace(
 class _GradSink:
     """Where gradients end: accumulated into leaves' `.grad`, or captured for `grad()`."""
 
-    def __init__(self, capture: Sequence[Tensor] | None):
+    def __init__(self, capture: Sequence[Tensor] | None, only: Sequence[Tensor] | None = None):
         self.captured: list[Tensor | None] | None = None if capture is None else [None] * len(capture)
         self._leaf_slot = {id(t): i for i, t in enumerate(capture or ()) if t._ctx is None}
         self._node_slots: dict[Context, list[int]] = {}
         for i, t in enumerate(capture or ()):
             if t._ctx is not None:
                 self._node_slots.setdefault(t._ctx, []).append(i)
+        self._only = None if only is None else {id(t) for t in only}
+        self._hooked: dict[int, tuple[Tensor, Tensor]] = {}  # leaves with hooks: their total so far
 
     def leaf(self, leaf: Tensor, g: Tensor) -> None:
         """Deliver a leaf's gradient (each operand's gradient has that operand's dtype)."""
@@ -153,16 +173,92 @@ class _GradSink:
             i = self._leaf_slot.get(id(leaf))
             if i is not None:
                 self.captured[i] = g if self.captured[i] is None else self.captured[i] + g
-        elif leaf._rg:
-            if g._data.dtype != leaf._data.dtype:
-                g = g.astype(leaf._data.dtype)
-            leaf.grad = g if leaf.grad is None else leaf.grad + g
+        elif leaf._rg and (self._only is None or id(leaf) in self._only):
+            if getattr(leaf, "_hooks", None):  # hooks see the leaf's whole gradient: deliver at the end
+                _, total = self._hooked.get(id(leaf), (leaf, None))
+                self._hooked[id(leaf)] = (leaf, g if total is None else total + g)
+                return
+            _accumulate_into(leaf, g)
 
     def node(self, node: Context, g: Tensor) -> None:
         """A node's total gradient, once all of it has arrived: captured when asked for."""
         if self._node_slots:
             for i in self._node_slots.get(node, ()):
                 self.captured[i] = g
+
+    def finish(self) -> None:
+        """Run the leaves' hooks on their total gradients and deliver what they return."""
+        for leaf, total in self._hooked.values():
+            for hook in list(leaf._hooks.values()):
+                total = _hooked_grad(hook, total, leaf)
+            _accumulate_into(leaf, total)
+
+
+def _accumulate_into(leaf: Tensor, g: Tensor) -> None:
+    if g._data.dtype != leaf._data.dtype:
+        g = g.to(leaf._data.dtype)
+    leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+
+# ---------------------------------------------------------------- hooks
+
+
+class RemovableHandle:
+    """What register_hook returns: `handle.remove()` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict[int, Any]):
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        """Unregister the hook (again: no effect)."""
+        self._hooks.pop(self.id, None)
+
+
+def register_hook(tensor: Tensor, hook: Any) -> RemovableHandle:
+    """Call hook(grad) with the gradient of `tensor` in every backward; a returned Tensor replaces it."""
+    if not callable(hook):
+        raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+    if not tensor._rg:
+        raise RuntimeError("register_hook: cannot register a hook on a tensor that does not require grad")
+    owner = tensor if tensor._ctx is None else tensor._ctx
+    if getattr(owner, "_hooks", None) is None:
+        owner._hooks = {}
+    handle = RemovableHandle(owner._hooks)
+    owner._hooks[handle.id] = hook
+    return handle
+
+
+def retain_grad(tensor: Tensor) -> None:
+    """Keep the gradient of a non-leaf tensor in its `.grad` too (leaves always keep theirs)."""
+    if not tensor._rg:
+        raise RuntimeError("retain_grad: the tensor does not require grad")
+    if tensor._ctx is not None:
+        tensor._ctx._retained = weakref.ref(tensor)
+
+
+def _node_hooks(node: Context, g: Tensor) -> Tensor:
+    """A node's tensor hooks, then retain_grad, on its whole gradient."""
+    for hook in list((node._hooks or {}).values()):
+        g = _hooked_grad(hook, g, None)
+    tensor = node._retained() if node._retained is not None else None
+    if tensor is not None:
+        kept = g.detach() if g._ctx is not None else g
+        tensor.grad = kept if tensor.grad is None else tensor.grad + kept
+    return g
+
+
+def _hooked_grad(hook: Any, g: Tensor, like: Tensor | None) -> Tensor:
+    result = hook(g)
+    if result is None:
+        return g
+    if not isinstance(result, Tensor) or result.shape != g.shape:
+        raise RuntimeError(f"a gradient hook must return None or a Tensor of shape {g.shape}, "
+                           f"got {type(result).__name__} {getattr(result, 'shape', '')}")
+    return result
 
 
 # ---------------------------------------------------------------- checks on backward results
@@ -204,7 +300,7 @@ def _as_grad(value: Any, like: Tensor, node: Context, index: int) -> Tensor:
             f"expected a float gradient (the input is {like.dtype})"
         )
     if value._data.dtype != like._data.dtype:
-        value = value.astype(like._data.dtype)
+        value = value.to(like._data.dtype)
     return value
 
 
@@ -265,13 +361,19 @@ def _seed_grads(outputs: Sequence[Tensor], grad_outputs: Sequence[Any] | None, a
 
 
 def backward(
-    tensor: Tensor, grad: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+    tensors: Tensor | Sequence[Tensor], grad_tensors: Any = None, retain_graph: bool | None = None,
+    create_graph: bool = False, inputs: Any = None,
 ) -> None:
-    """Accumulate d(tensor)/d(leaf) into `.grad` of every leaf that requires grad."""
+    """Accumulate d(tensors)/d(leaf) into `.grad` of every leaf that requires grad (or of `inputs`)."""
     if retain_graph is None:
         retain_graph = create_graph
-    seeds = _seed_grads([tensor], None if grad is None else [grad], "backward")
-    run_backward([tensor], seeds, retain_graph, create_graph)
+    tensors = [tensors] if isinstance(tensors, Tensor) else _as_list(tensors, "tensors")
+    if grad_tensors is not None and not isinstance(grad_tensors, list | tuple):
+        grad_tensors = [grad_tensors]
+    if isinstance(inputs, Tensor):
+        inputs = [inputs]
+    seeds = _seed_grads(tensors, grad_tensors, "backward")
+    run_backward(tensors, seeds, retain_graph, create_graph, only=inputs)
 
 
 def grad(
@@ -304,7 +406,7 @@ def grad(
                 "outputs; pass allow_unused=True to get None for it"
             )
         if g is not None and g._data.dtype != inputs[i]._data.dtype:
-            result[i] = g.astype(inputs[i]._data.dtype)
+            result[i] = g.to(inputs[i]._data.dtype)
     return tuple(result)
 
 

@@ -202,7 +202,7 @@ class BatchNormalization(_Layer):
         # Mixed dtypes compute in the widest one, as the book's numpy code does.
         dtype = np.result_type(flat.dtype, gamma.dtype, beta.dtype,
                                *([] if train_flg else [r.dtype for r in running]))
-        xw, gamma, beta = flat.astype(dtype), gamma.astype(dtype), beta.astype(dtype)
+        xw, gamma, beta = flat.to(dtype), gamma.to(dtype), beta.to(dtype)
         if train_flg:
             out = F.batch_norm(xw, None, None, gamma, beta, training=True, eps=BN_EPS,
                                impl=self.impl)

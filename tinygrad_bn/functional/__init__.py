@@ -1,56 +1,156 @@
-"""Functions on Tensors: the primitives' front doors and the composites built from them.
+"""Functions on Tensors with PyTorch's names and signatures (`torch.*` and `torch.nn.functional`).
 
-    basic.py       arithmetic, elementwise, reductions, movement (the Tensor methods)
-    activation.py  softmax, log_softmax, logsumexp
-    loss.py        cross_entropy, mse_loss
-    linear.py      linear, dropout
-    norm.py        batch_norm, layer_norm
+    elementwise.py  arithmetic, math functions, clamp, where, comparisons
+    reduce.py       sum, mean, var/std, max/min, amax/amin, prod, cumsum, logsumexp, norm
+    shape.py        reshape/view, permute/transpose, expand, cat/stack, split/chunk, pad, ...
+    indexing.py     getitem, gather, scatter_add, index_select, masked_fill, sort, topk
+    linalg.py       matmul, mm, bmm, dot, outer, einsum
+    activation.py   softmax, log_softmax, gelu, silu, leaky_relu, elu, softplus, ...
+    loss.py         cross_entropy, nll_loss, mse_loss, l1_loss, binary_cross_entropy(_with_logits)
+    linear.py       linear, dropout, embedding, one_hot, normalize
+    norm.py         batch_norm, layer_norm
 
 Composites are built only from the primitives in `ops.py`, so their gradients are
 whatever autograd derives from those and are differentiable to any order.
 `impl="fused"` on linear, cross_entropy and the norm layers runs the fused kernel
-registered under the op's name in `kernels.registry` instead.
+registered under the op's name in `kernel_registry` instead.
 """
 
-from tinygrad_bn.functional.activation import log_softmax, logsumexp, softmax
-from tinygrad_bn.functional.basic import (
+from tinygrad_bn.functional.activation import (
+    celu,
+    elu,
+    gelu,
+    hardtanh,
+    leaky_relu,
+    log_sigmoid,
+    log_softmax,
+    logsigmoid,
+    mish,
+    relu6,
+    selu,
+    silu,
+    softmax,
+    softplus,
+)
+from tinygrad_bn.functional.elementwise import (
     abs,
     add,
-    argmax,
-    astype,
+    allclose,
+    cast,
+    clamp,
+    clip,
+    cos,
     div,
+    eq,
+    equal,
+    erf,
     exp,
-    expand,
-    flatten,
-    getitem,
+    expm1,
+    ge,
+    gt,
+    isclose,
+    isfinite,
+    isinf,
+    isnan,
+    le,
     log,
-    matmul,
+    log1p,
+    log2,
+    log10,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    lt,
+    maximum,
+    minimum,
+    mul,
+    ne,
+    neg,
+    pow,
+    reciprocal,
+    relu,
+    rsqrt,
+    sigmoid,
+    sign,
+    sin,
+    sqrt,
+    square,
+    sub,
+    tanh,
+    where,
+)
+from tinygrad_bn.functional.indexing import (
+    argsort,
+    getitem,
+    index_select,
+    masked_fill,
+    scatter_add,
+    sort,
+    take_along_dim,
+    topk,
+)
+from tinygrad_bn.functional.linalg import bmm, dot, einsum, matmul, mm, outer
+from tinygrad_bn.functional.linear import dropout, embedding, linear, normalize, one_hot
+from tinygrad_bn.functional.loss import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+)
+from tinygrad_bn.functional.norm import batch_norm, layer_norm
+from tinygrad_bn.functional.reduce import (
+    ValuesIndices,
+    all,
+    amax,
+    amin,
+    any,
+    argmax,
+    argmin,
+    cumsum,
+    gather,
+    logsumexp,
     max,
     mean,
     min,
-    mul,
-    neg,
-    pow,
-    relu,
-    reshape,
-    rsqrt,
-    sigmoid,
-    sqrt,
-    sub,
+    norm,
+    prod,
+    std,
     sum,
-    swapaxes,
-    tanh,
-    transpose,
     var,
-    where,
 )
-from tinygrad_bn.functional.linear import dropout, linear
-from tinygrad_bn.functional.loss import cross_entropy, mse_loss
-from tinygrad_bn.functional.norm import batch_norm, layer_norm
+from tinygrad_bn.functional.shape import (
+    broadcast_to,
+    cat,
+    chunk,
+    concat,
+    concatenate,
+    expand,
+    expand_as,
+    flatten,
+    flip,
+    matrix_transpose,
+    movedim,
+    narrow,
+    pad,
+    permute,
+    repeat,
+    reshape,
+    reversed_dims,
+    split,
+    squeeze,
+    stack,
+    swapaxes,
+    swapdims,
+    t,
+    transpose,
+    unbind,
+    unflatten,
+    unsqueeze,
+    view,
+    view_as,
+)
 
-__all__ = [
-    "abs", "add", "argmax", "astype", "batch_norm", "cross_entropy", "div", "dropout", "exp",
-    "expand", "flatten", "getitem", "layer_norm", "linear", "log", "log_softmax", "logsumexp",
-    "matmul", "max", "mean", "min", "mse_loss", "mul", "neg", "pow", "relu", "reshape", "rsqrt",
-    "sigmoid", "softmax", "sqrt", "sub", "sum", "swapaxes", "tanh", "transpose", "var", "where",
-]
+__all__ = [name for name in dir() if not name.startswith("_")]

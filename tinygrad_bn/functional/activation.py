@@ -1,28 +1,112 @@
-"""Softmax and its relatives, composed from primitives."""
+"""Activations and softmax, composed from primitives (PyTorch's signatures and defaults)."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 
+from tinygrad_bn.functional._args import one_dim, pick
+from tinygrad_bn.functional.elementwise import clamp, erf, expm1, log1p, relu, sigmoid, tanh, where
 from tinygrad_bn.tensor import Tensor
 
+__all__ = ["celu", "elu", "gelu", "hardtanh", "leaky_relu", "log_sigmoid", "log_softmax", "logsigmoid",
+           "relu", "relu6", "selu", "sigmoid", "silu", "softmax", "softplus", "tanh"]
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability."""
+
+def _softmax_dim(op: str, x: Tensor, dim: Any, axis: Any) -> int:
+    dim = pick(op, "dim", dim, "axis", axis, None)
+    if dim is None:
+        # PyTorch's legacy rule for a missing dim: 0 for 0-d, 1-d and 3-d input, else 1.
+        dim = 0 if x.ndim in (0, 1, 3) else 1
+    return one_dim(op, dim, x.ndim)
+
+
+def softmax(input: Tensor, dim: int | None = None, *, dtype: Any = None, axis: int | None = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along `dim`, shifted by the max for stability."""
+    d = _softmax_dim("softmax", input, dim, axis)
+    x = input if dtype is None else input.to(dtype)
     # softmax(x - c) = softmax(x) for any c, so the shift needs no gradient.
-    shifted = x - x.detach().max(axis=axis, keepdims=True)
-    e = shifted.exp()
-    return e / e.sum(axis=axis, keepdims=True)
+    e = (x - x.detach().amax(dim=d, keepdim=True)).exp()
+    return e / e.sum(dim=d, keepdim=True)
 
 
-def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
-    """log(sum(exp(x))) along `axis`, computed without overflow."""
-    peak = x.detach().max(axis=axis, keepdims=True)
-    out = ((x - peak).exp().sum(axis=axis, keepdims=True)).log() + peak
-    return out if keepdims else out.reshape(*np.squeeze(out.data, axis=axis).shape)
+def log_softmax(input: Tensor, dim: int | None = None, *, dtype: Any = None,
+                axis: int | None = None) -> Tensor:
+    """x - logsumexp(x) along `dim`."""
+    d = _softmax_dim("log_softmax", input, dim, axis)
+    x = input if dtype is None else input.to(dtype)
+    shifted = x - x.detach().amax(dim=d, keepdim=True)
+    return shifted - shifted.exp().sum(dim=d, keepdim=True).log()
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """x - logsumexp(x) along `axis`."""
-    shifted = x - x.detach().max(axis=axis, keepdims=True)
-    return shifted - shifted.exp().sum(axis=axis, keepdims=True).log()
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise."""
+    return where(input._data > 0, input, input * negative_slope)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    return where(input._data > 0, input, expm1(input) * alpha)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    return where(input._data > 0, input, expm1(input * (1.0 / alpha)) * alpha)
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalising constants."""
+    return elu(input, _SELU_ALPHA) * _SELU_SCALE
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x); approximate="tanh" uses 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if approximate == "none":
+        return input * (erf(input * (1.0 / math.sqrt(2.0))) + 1.0) * 0.5
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * math.sqrt(2.0 / math.pi)
+        return input * (tanh(inner) + 1.0) * 0.5
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    return input * sigmoid(input)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x))."""
+    return input * tanh(softplus(input))
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta; linear above beta x > threshold, as in PyTorch."""
+    bx = input * beta
+    # log1p(exp(-|z|)) + max(z, 0) is the overflow-free form of log(1 + exp(z)).
+    smooth = (log1p((-(bx * Tensor._wrap(np.sign(bx._data), False, None))).exp()) + relu(bx)) * (1.0 / beta)
+    return where(bx._data > threshold, input, smooth)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    """clamp(x, min_val, max_val)."""
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val {min_val} must not exceed max_val {max_val}")
+    return clamp(input, min_val, max_val)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """clamp(x, 0, 6)."""
+    return clamp(input, 0.0, 6.0)
+
+
+def log_sigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), finite for any x."""
+    return -softplus(-input)
+
+
+logsigmoid = log_sigmoid

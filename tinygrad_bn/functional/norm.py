@@ -85,7 +85,7 @@ def batch_norm(
         xhat = (input - running_mean.detach().reshape(*shape)) * inv_std.reshape(*shape)
         return _affine(xhat, weight, bias, shape)
 
-    count = input.size // channels if channels else 0
+    count = input.numel() // channels if channels else 0
     if count <= 1:
         raise ValueError(
             f"{op}: expected more than 1 value per channel when training, got input of shape {input.shape}"
@@ -107,7 +107,7 @@ def _batch_norm_composed(
 ) -> Tensor:
     """Batch norm from primitives: every step is a node of the graph."""
     axes = (0,) + tuple(range(2, x.ndim))
-    count = x.size // x.shape[1]
+    count = x.numel() // x.shape[1]
     mean = x.sum(axis=axes, keepdims=True) * (1.0 / count)
     centred = x - mean
     var = (centred * centred).sum(axis=axes, keepdims=True) * (1.0 / count)

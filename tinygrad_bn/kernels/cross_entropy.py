@@ -58,7 +58,7 @@ class CrossEntropyFused(Function):
         else:
             scale = g * (1.0 / n) if ctx.reduction == "mean" else g
         if is_grad_enabled():  # create_graph: softmax recomputed from the logits, recorded
-            shifted = logits - logits.detach().max(axis=1, keepdims=True)
+            shifted = logits - logits.detach().amax(dim=1, keepdim=True)
             e = shifted.exp()
             p = e / e.sum(axis=1, keepdims=True)
             return (p - Tensor._wrap(onehot, False, None)) * scale

@@ -1,10 +1,34 @@
-"""Layers: Module/Parameter, Linear, activations, Sequential, and the norm layers."""
+"""Layers with PyTorch's names: Module/Parameter, Linear, activations, losses, norm layers.
 
-from tinygrad_bn.nn.layers import Dropout, Flatten, Linear, ReLU, Sequential, Sigmoid, Tanh
+`tinygrad_bn.nn.functional` is `tinygrad_bn.functional` (as torch.nn.functional).
+"""
+
+import sys
+
+from tinygrad_bn import functional
+from tinygrad_bn.nn.activation import (
+    ELU,
+    GELU,
+    SELU,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from tinygrad_bn.nn.layers import Dropout, Embedding, Flatten, Linear, Sequential, Unflatten
+from tinygrad_bn.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from tinygrad_bn.nn.module import Module, Parameter
 from tinygrad_bn.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm
 
-__all__ = [
-    "BatchNorm1d", "BatchNorm2d", "LayerNorm",
-    "Dropout", "Flatten", "Linear", "Module", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh",
-]
+# `import tinygrad_bn.nn.functional as F` finds the functional package under its PyTorch path.
+sys.modules.setdefault(__name__ + ".functional", functional)
+
+__all__ = [name for name in dir() if not name.startswith("_") and name != "sys"]

@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 from tinygrad_bn.tensor import Tensor
 
+
 def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 4) -> st.SearchStrategy:
     """Array shapes, including 0-d and size-1 axes by default."""
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)

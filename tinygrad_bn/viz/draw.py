@@ -291,7 +291,7 @@ def _node_attrs(node: Node, model: GraphModel, options: _Options) -> dict[str, s
     if options.show_saved and node.ctx is not None:
         lines.append(_saved_line(node))
     if t is model.root:
-        scalar = t.size == 1
+        scalar = t.numel() == 1
         lines.append(
             "<i>root: backward() starts here" + (" with gradient 1</i>" if scalar else "</i>")
             if options.view == "backward" else "<i>root (output)</i>"

@@ -294,7 +294,7 @@ class _Namer:
         else:
             node.kind = "constant"
             # 1/n in a mean, eps, the -0.5 of an inverse sqrt: clearer as text in the op.
-            node.inline = t.size == 1 and node.name is None
+            node.inline = t.numel() == 1 and node.name is None
 
     def module_name(self, module: Module) -> str | None:
         """The module's dotted name, or None when it is not under the naming root."""

@@ -160,7 +160,7 @@ def _batchnorm(
         arrays += [bn_param["running_mean"], bn_param["running_var"]]
     # Mixed float32/float64 arguments compute in the wider dtype, as numpy code would.
     dtype = np.result_type(*(a.dtype for a in arrays))
-    xw, gamma, beta = x.astype(dtype), gamma.astype(dtype), beta.astype(dtype)
+    xw, gamma, beta = x.to(dtype), gamma.to(dtype), beta.to(dtype)
     if mode == "train":
         outs = [F.batch_norm(xw, None, None, gamma, beta, training=True, eps=eps, impl=impl)
                 for impl in impls]
@@ -188,7 +188,7 @@ def _layernorm(op: str, x: Tensor, gamma: Tensor, beta: Tensor, ln_param: Any, i
     if not (isinstance(eps, int | float | np.floating) and eps > 0):
         raise ValueError(f"{op}: ln_param['eps'] must be a positive number, got {eps!r}")
     dtype = np.result_type(x.dtype, gamma.dtype, beta.dtype)
-    x, gamma, beta = x.astype(dtype), gamma.astype(dtype), beta.astype(dtype)
+    x, gamma, beta = x.to(dtype), gamma.to(dtype), beta.to(dtype)
     return F.layer_norm(x, (x.shape[1],), gamma, beta, eps=float(eps), impl=impl)
 
 
