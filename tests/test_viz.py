@@ -246,8 +246,8 @@ def test_mlp_ops_are_boxed_per_module_and_nested_under_the_model():
     assert Counter(n.title for n in dot.ops_in("fc1 · Linear (composed)")) == Counter(
         {"transpose": 1, "matmul": 1, "add": 1}
     )
-    # the loss is computed outside the model: not in its box
-    assert all(not n.clusters for n in dot.titled("log"))
+    # the loss is computed outside the model: not in its box, but in cross_entropy's
+    assert [n.clusters for n in dot.titled("log")] == [("F.cross_entropy", "F.log_softmax")]
 
 
 def test_a_module_called_twice_gets_one_box_per_call():
@@ -267,7 +267,8 @@ def test_params_mapping_names_hand_written_tensors_and_styles_them_as_parameters
     assert 'color="#1b7837"' in dot.one("gamma").attrs  # the parameter border
     assert "float64" in dot.one("gamma").label
     assert dot.one("input").title == "input"  # an unnamed leaf requiring grad
-    assert dot.cluster_labels == ["legend"]  # no module ran: no module boxes
+    # no module ran: no module boxes, only the composite's
+    assert dot.cluster_labels == ["F.batch_norm", "legend"]
 
 
 def test_eval_mode_batchnorm_names_its_running_statistics():
@@ -374,11 +375,13 @@ def test_collapse_all_folds_every_layer_and_an_int_folds_the_big_ones():
     folded = {n.title for n in dot.nodes.values() if "box3d" in n.attrs}
     assert folded == {"fc1 · Linear (composed)", "bn1 · BatchNorm1d (composed)", "relu1 · ReLU",
                       "fc2 · Linear (composed)", "bn2 · BatchNorm1d (composed)", "relu2 · ReLU",
-                      "fc3 · Linear (composed)"}
+                      "fc3 · Linear (composed)", "F.cross_entropy"}
     assert "Model" in dot.cluster_labels
     dot = parse_dot(viz.draw_graph(loss, collapse=5).source)
     folded = {n.title for n in dot.nodes.values() if "box3d" in n.attrs}
-    assert folded == {"bn1 · BatchNorm1d (composed)", "bn2 · BatchNorm1d (composed)"}
+    # the innermost boxes of more than 5 ops (cross_entropy's log_softmax has exactly 5)
+    assert folded == {"bn1 · BatchNorm1d (composed)", "bn2 · BatchNorm1d (composed)",
+                      "F.cross_entropy"}
 
 
 def test_big_graphs_fold_their_largest_modules_automatically_and_say_so():
@@ -516,14 +519,15 @@ def test_bad_input_gets_clear_errors(tmp_path):
         viz.draw_graph(loss, max_nodes=0)
     with pytest.raises(TypeError, match="params must be a mapping"):
         viz.draw_graph(loss, params=[1, 2])
-    with pytest.raises(ValueError, match="'bn9' ran no op in this graph; modules in the graph: bn"):
+    with pytest.raises(ValueError, match="'bn9' ran no op in this graph; modules in the graph: "
+                                         "bn; composites: mean, mse_loss"):
         viz.draw_graph(loss, collapse=["bn9"])
     with pytest.raises(ValueError, match="got the string 'bn'"):
         viz.draw_graph(loss, collapse="bn")
     with pytest.raises(TypeError, match="collapse must be 'all', an int, or a list"):
         viz.draw_graph(loss, collapse=2.5)
     graph = viz.draw_graph(loss)
-    with pytest.raises(ValueError, match="format must be one of svg, png, pdf, dot, got 'gif'"):
+    with pytest.raises(ValueError, match="format must be one of svg, png, pdf, dot, html, got 'gif'"):
         viz.render(graph, tmp_path / "g.gif", format="gif")
     with pytest.raises(ValueError, match="cannot tell the format from the file name"):
         viz.render(graph, tmp_path / "g.jpeg")

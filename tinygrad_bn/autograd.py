@@ -22,15 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_bn._scope import _state as _scope_state  # per thread; see _scope.py
+from tinygrad_bn._scope import module_scope  # noqa: F401 - nn.Module imports it from here
 from tinygrad_bn.tensor import Tensor
 
 # ---------------------------------------------------------------- grad modes
 
 _grad_enabled = True
 _anomaly_enabled = False
-# The stack of nn.Modules whose __call__ is running; each recorded op keeps a copy
-# so graph drawings can cluster the ops a module ran.
-_scope: tuple = ()
 
 
 def is_grad_enabled() -> bool:
@@ -75,18 +74,6 @@ def detect_anomaly() -> Iterator[None]:
         yield
     finally:
         _anomaly_enabled = previous
-
-
-@contextlib.contextmanager
-def module_scope(module: Any) -> Iterator[None]:
-    """Record `module` as the innermost scope of the ops run inside the block."""
-    global _scope
-    previous = _scope
-    _scope = previous + (module,)
-    try:
-        yield
-    finally:
-        _scope = previous
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -191,7 +178,7 @@ class Function:
         if True not in needs:
             return Tensor._wrap(out, False, None)
         ctx.needs_input_grad = needs
-        ctx.scope = _scope
+        ctx.scope = _scope_state.scope
         ctx._out = out
         if _anomaly_enabled:
             ctx.site = _user_site()

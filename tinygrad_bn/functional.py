@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_bn._scope import composite
 from tinygrad_bn.kernels.cross_entropy import CrossEntropyFused
 from tinygrad_bn.kernels.linear import LinearFused
 from tinygrad_bn.ops import Tensor, where
@@ -34,6 +35,7 @@ def _count(shape: tuple[int, ...], axis: Axis, op: str = "reduce") -> int:
     return int(np.prod([shape[a] for a in axes], dtype=np.int64))
 
 
+@composite("mean")
 def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Arithmetic mean: sum times 1/n."""
     n = _count(x.shape, axis, "mean")
@@ -42,6 +44,7 @@ def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return x.sum(axis=axis, keepdims=keepdims) * (1.0 / n)
 
 
+@composite("var")
 def var(x: Tensor, axis: Axis = None, ddof: int = 0, keepdims: bool = False) -> Tensor:
     """Variance, two-pass (centre first, then square): no E[x^2] - E[x]^2 cancellation."""
     n = _count(x.shape, axis, "var")
@@ -51,6 +54,7 @@ def var(x: Tensor, axis: Axis = None, ddof: int = 0, keepdims: bool = False) -> 
     return (centred * centred).sum(axis=axis, keepdims=keepdims) * (1.0 / (n - ddof))
 
 
+@composite("sigmoid")
 def sigmoid(x: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), evaluated so that neither side overflows or loses digits.
 
@@ -75,6 +79,7 @@ def relu(x: Tensor) -> Tensor:
     return x.relu()
 
 
+@composite("softmax")
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max for stability."""
     # softmax(x - c) = softmax(x) for any c, so the shift needs no gradient.
@@ -83,6 +88,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+@composite("logsumexp")
 def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
     """log(sum(exp(x))) along `axis`, computed without overflow."""
     peak = x.detach().max(axis=axis, keepdims=True)
@@ -90,6 +96,7 @@ def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
     return out if keepdims else out.reshape(*np.squeeze(out.data, axis=axis).shape)
 
 
+@composite("log_softmax")
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x - logsumexp(x) along `axis`."""
     shifted = x - x.detach().max(axis=axis, keepdims=True)
@@ -110,6 +117,7 @@ def _check_labels(op: str, logits: Tensor, target: np.ndarray) -> None:
         )
 
 
+@composite("cross_entropy")
 def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean", impl: str = "composed") -> Tensor:
     """Softmax cross-entropy of (N, C) logits against integer labels or (N, C) probabilities.
 
@@ -145,6 +153,7 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean", impl: st
     raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+@composite("mse_loss")
 def mse_loss(prediction: Tensor, target: Any) -> Tensor:
     """Mean squared error."""
     diff = prediction - target

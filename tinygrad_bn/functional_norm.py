@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_bn._scope import composite
 from tinygrad_bn.kernels import BatchNormFused, LayerNormFused
 from tinygrad_bn.tensor import DIFFERENTIABLE_DTYPES, Tensor
 
@@ -52,6 +53,7 @@ def _check_input(op: str, x: Any, min_ndim: int) -> None:
 # ---------------------------------------------------------------- batch norm
 
 
+@composite("batch_norm")
 def batch_norm(
     input: Tensor,
     running_mean: Tensor | None,
@@ -153,6 +155,7 @@ def _update_running(
 # ---------------------------------------------------------------- layer norm
 
 
+@composite("layer_norm")
 def layer_norm(
     input: Tensor,
     normalized_shape: int | Sequence[int],

@@ -90,6 +90,7 @@ KIND_CAPTION = {
 KIND_ORDER = ("op", "fused", "folded", "parameter", "input", "constant")
 
 CLUSTER_FILLS = ("#f4f4f4", "#e8e8e8", "#dcdcdc")  # nested modules get darker backgrounds
+COMPOSITE_FILL = "#fbfbf6"  # a composite's box (F.cross_entropy): lighter, dashed border
 FORWARD_EDGE = "#404040"
 GRADIENT_EDGE = "#b2182b"
 NO_GRADIENT_EDGE = "#a0a0a0"
