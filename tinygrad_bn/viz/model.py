@@ -101,12 +101,12 @@ class Cluster:
 
     def title(self) -> str:
         """'bn1 · BatchNorm1d (composed)' (the module's impl in parentheses when it has one),
-        'F.cross_entropy' for a composite, 'exp → … → tanh' for a folded chain."""
+        'F.cross_entropy' for a composite, 'exp … tanh' for a folded chain."""
         if self.kind == "composite":
             return f"F.{self.name}"
         if self.kind == "chain":
             ops = [n.ctx.fn.name for n in self.nodes if n.ctx is not None]
-            return f"{ops[0]} → … → {ops[-1]}" if len(ops) > 2 else " → ".join(ops)
+            return f"{ops[0]} … {ops[-1]}"
         type_name = type(self.module).__name__
         text = f"{self.name} · {type_name}" if self.name else type_name
         impl = getattr(self.module, "impl", None)
