@@ -710,15 +710,29 @@ def test_tall_graphs_get_the_compact_layout_by_default_and_short_ones_do_not():
     from tinygrad_bn.viz import COMPACT_ABOVE_RANKS
 
     tall = viz.draw_graph(tanh_chain(COMPACT_ABOVE_RANKS + 5), max_nodes=None).source
-    assert "rankdir=LR" in tall and "ranksep=0.22" in tall and "compact layout" in tall
+    assert "ranksep=0.18" in tall and "compact layout (46 ops deep)" in tall
+    # edge labels outside the ranking (xlabel) and one detail line per node
+    assert "xlabel=" in tall and not re.search(r" label=\"\(2, 3\)\"", tall)
+    assert "(2, 3) float64 · ‖g‖" in tall and "max|g|" not in tall
     short = viz.draw_graph(tanh_chain(COMPACT_ABOVE_RANKS - 5), max_nodes=None).source
-    assert "rankdir=TB" in short and "compact layout" not in short
+    assert "ranksep=0.4" in short and "compact layout" not in short and "xlabel" not in short
     normal = viz.draw_graph(tanh_chain(COMPACT_ABOVE_RANKS + 5), max_nodes=None, layout="normal")
     assert "rankdir=TB" in normal.source and "ranksep=0.4" in normal.source
-    forced = viz.draw_graph(tanh_chain(5), layout="compact", rankdir="BT").source
-    assert "rankdir=BT" in forced and "ranksep=0.22" in forced
+    forced = viz.draw_graph(tanh_chain(5), layout="compact", rankdir="LR").source
+    assert "rankdir=LR" in forced and "ranksep=0.18" in forced
     with pytest.raises(ValueError, match="layout must be one of auto, normal, compact, got 'tiny'"):
         viz.draw_graph(tanh_chain(2), layout="tiny")
+
+
+@needs_dot
+def test_the_compact_layout_makes_a_tall_graph_much_shorter():
+    def height(drawing):
+        svg = drawing.pipe(format="svg").decode()
+        return float(re.search(r'<svg width="[\d.]+pt" height="([\d.]+)pt"', svg).group(1))
+
+    loss = tanh_chain(60)
+    roomy = height(viz.draw_graph(loss, max_nodes=None, layout="normal"))
+    assert height(viz.draw_graph(loss, max_nodes=None)) < 0.7 * roomy
 
 
 def _fill(node):
@@ -779,3 +793,11 @@ def test_inline_display_without_dot_raises_the_projects_error(tmp_path, monkeypa
         with pytest.raises(viz.DotNotFoundError, match="apt-get install graphviz"):
             show()
     assert graph._repr_mimebundle_(include=["text/plain"]) == {}
+
+
+def test_the_micrograd_picture_shows_the_gradients_micrograd_prints():
+    # micrograd's README: g = 24.7041, a.grad = 138.8338, b.grad = 645.5773
+    dot = parse_dot(_load_gallery().micrograd_scalars().source)
+    assert "data -4 | grad 139" in dot.one("a").label
+    assert "data 2 | grad 646" in dot.one("b").label
+    assert "data 24.7 | grad 1" in [n for n in dot.nodes.values() if "→ g</b>" in n.label][0].label

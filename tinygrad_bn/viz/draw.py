@@ -44,6 +44,7 @@ class _Options:
     show_values: bool
     show_saved: bool
     prefix: str = ""
+    compact: bool = False  # one detail line per node: shape · dtype · ‖g‖
 
 
 class Drawing(graphviz.Digraph):
@@ -176,7 +177,7 @@ def plan(roots: list[Any], labels: Any, kwargs: dict[str, Any], api: str) -> Pla
         models, tuple(labels) if labels is not None else None, view,
         kwargs.get("show_grads", True), kwargs.get("show_values", False),
         kwargs.get("show_saved", False), max_nodes,
-        rankdir or ("LR" if compact else "TB"), compact, ranks, kwargs.get("legend", True),
+        rankdir or "TB", compact, ranks, kwargs.get("legend", True),
         prefixes=[""] if len(roots) == 1 else [f"{side}_" for side in "ab"],
         roots=tuple(roots), options=dict(kwargs),
     )
@@ -189,11 +190,12 @@ def emit(p: Plan, view: str | None = None) -> Drawing:
     single = p.labels is None
     g = _new_digraph(("backward" if view == "backward" else "forward") if single else "comparison",
                      p.rankdir, p.compact)
-    title_opts = _Options(view, p.show_grads, p.show_values, p.show_saved)
+    title_opts = _Options(view, p.show_grads, p.show_values, p.show_saved, compact=p.compact)
     header = "" if single else f"{p.labels[0]} vs {p.labels[1]}"
     g.attr(label=_title(p, title_opts, header=header), labelloc="t", labeljust="l")
     for model, label, prefix in zip(p.models, p.labels or (None,), p.prefixes, strict=True):
-        options = _Options(view, p.show_grads, p.show_values, p.show_saved, prefix=prefix)
+        options = _Options(view, p.show_grads, p.show_values, p.show_saved, prefix=prefix,
+                           compact=p.compact)
         if single:
             _emit_model(g, model, options)
             continue
@@ -254,8 +256,8 @@ def _new_digraph(name: str, rankdir: str, compact: bool) -> Drawing:
     g = Drawing(name=name)
     if compact:
         g.attr(rankdir=rankdir, fontname=style.FONT, fontsize="12", nodesep="0.12",
-               ranksep="0.22")
-        g.attr("node", fontname=style.FONT, fontsize="9", margin="0.06,0.02")
+               ranksep="0.18")
+        g.attr("node", fontname=style.FONT, fontsize="9", margin="0.05,0.01", height="0.3")
     else:
         g.attr(rankdir=rankdir, fontname=style.FONT, fontsize="12", nodesep="0.25",
                ranksep="0.4")
@@ -391,7 +393,12 @@ def _node_attrs(node: Node, model: GraphModel, options: _Options) -> dict[str, s
     show_grad = options.show_grads and grad is not None
     if show_grad:
         text, fill = _grad_line(grad)
-        if not scalar:
+        if options.compact:
+            # one line fewer per node; the fill already says how big the gradient is
+            text = f"‖g‖ {style.fmt_num(style.grad_stats(grad)[0])}"
+            if not scalar:
+                lines[-1] += " · " + text
+        elif not scalar:
             lines.append(text)
         if node in model.zero_reasons:
             fill = style.ZERO_GRAD_FILL
@@ -413,7 +420,7 @@ def _node_attrs(node: Node, model: GraphModel, options: _Options) -> dict[str, s
             if options.view == "backward" else "<i>root (output)</i>"
         )
     attrs = dict(style.KIND_STYLE[node.kind])
-    attrs["label"] = style.html_label(title, lines, note)
+    attrs["label"] = style.html_label(title, lines, note, size=8 if options.compact else 9)
     attrs["fillcolor"] = fill
     if "fontcolor" not in attrs or fill != "#f2f2f2":
         attrs["fontcolor"] = style.text_colour(fill)
@@ -441,6 +448,8 @@ def _fold_attrs(cluster: Cluster, model: GraphModel, options: _Options) -> dict[
         text = f"{style.esc(short)} {style.fmt_shape(p.tensor.shape)}"
         if options.show_grads and p.tensor.grad is not None:
             text += f" · max|g| {style.fmt_num(style.grad_stats(p.tensor.grad.data)[1])}"
+            if p in model.zero_reasons:
+                text += " (≈0 by structure)"
         lines.append(text)
     note = None
     steps = [n.step for n in ops if n.step is not None]
@@ -569,6 +578,9 @@ def _emit_edges(g: graphviz.Digraph, model: GraphModel, options: _Options) -> No
             uses_letters = e.child.ctx.fn.name in _SYMBOLS or e.child.ctx.fn.name == "where"
             letter = texts[e.operand] if n_drawn > 1 and uses_letters else ""
         attrs: dict[str, str] = {}
+        # dot gives an edge label a rank of its own, doubling a chain's height; an
+        # external label (xlabel) is placed after the layout and costs none
+        label_key = "xlabel" if options.compact else "label"
         if e.parent.ctx is not None:
             # op-to-op edges are the main path: keeping them short and straight makes
             # the chain read top to bottom, with the leaves hanging off to the side
@@ -576,13 +588,15 @@ def _emit_edges(g: graphviz.Digraph, model: GraphModel, options: _Options) -> No
         if options.view == "forward":
             attrs["color"] = style.FORWARD_EDGE
             if letter:
-                attrs["label"] = letter
+                attrs[label_key] = letter
             g.edge(pre + src, pre + dst, **attrs)
             continue
         if e.parent.tensor.requires_grad:
             shape = style.fmt_shape(e.parent.tensor.shape)
-            attrs.update(color=style.GRADIENT_EDGE, fontcolor=style.GRADIENT_EDGE,
-                         label=f"{letter}: {shape}" if letter else shape)
+            attrs.update(color=style.GRADIENT_EDGE, fontcolor=style.GRADIENT_EDGE)
+            # compact: a leaf's own box says its shape, and its short edge has no room
+            if not (options.compact and e.parent.ctx is None):
+                attrs[label_key] = f"{letter}: {shape}" if letter else shape
         else:
             # no gradient flows into a constant or an input without requires_grad
             attrs.update(color=style.NO_GRADIENT_EDGE, style="dotted", arrowhead="none")
