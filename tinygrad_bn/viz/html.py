@@ -91,8 +91,9 @@ def _page(p: Plan, title: str | None, bins: Any, api: str) -> Viewer:
     else:
         ticks = timeline.synchronised(p.models[0], p.models[1], ("a_", "b_"))
     if title is None:
-        root_name = p.models[0].root.name or "the root"
-        title = (f"{p.labels[0]} vs {p.labels[1]}" if p.labels else f"backward of {root_name}")
+        root_name = p.models[0].root.name
+        title = (f"{p.labels[0]} vs {p.labels[1]}" if p.labels
+                 else f"backward of {root_name}" if root_name else "backward, step by step")
     data = {
         "title": title, "view": p.view, "sides": list(p.labels or [""]),
         "nodes": nodes, "clusters": clusters, "ticks": ticks,
@@ -103,7 +104,7 @@ def _page(p: Plan, title: str | None, bins: Any, api: str) -> Viewer:
         svg_backward=svgs["backward"], svg_forward=svgs["forward"],
         data=_script_json(data), n_ticks=len(ticks),
     )
-    n_drawn = sum(1 for n in nodes if n["drawn"])
+    n_drawn = len({n["el"] for n in nodes if n["drawn"]})  # a folded box counts once
     return Viewer(page, n_drawn, len(ticks))
 
 
