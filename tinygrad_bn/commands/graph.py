@@ -2,6 +2,7 @@
 
     tinygrad-bn graph batchnorm --impl both -o bn.svg
     tinygrad-bn graph mlp-bn --impl composed --view forward --format png
+    tinygrad-bn graph mlp-bn --impl both -o mlp.html   # the viewer: step through backward
 
 The models run on random data drawn from `--seed`; `build_example` is reused by
 docs/make_gallery.py.
@@ -18,7 +19,7 @@ import numpy as np
 from tinygrad_bn import functional as F
 from tinygrad_bn import nn, viz
 from tinygrad_bn.tensor import Tensor
-from tinygrad_bn.viz.draw import RANKDIRS, VIEWS
+from tinygrad_bn.viz.draw import COMPACT_ABOVE_RANKS, LAYOUTS, RANKDIRS, VIEWS
 from tinygrad_bn.viz.examples import Model
 
 MODELS = ("batchnorm", "layernorm", "mlp", "mlp-bn")
@@ -28,8 +29,13 @@ IMPLS = ("composed", "fused", "both")
 BATCH, FEATURES, HIDDEN, CLASSES = 8, 4, 6, 3
 
 
-def build_example(model: str, impl: str = "composed", seed: int = 0) -> tuple[Tensor, nn.Module]:
-    """Run one forward+backward of a small model; return (loss, the model) ready to draw."""
+def build_example(model: str, impl: str = "composed", seed: int = 0, retain_graph: bool = False,
+                  ) -> tuple[Tensor, nn.Module]:
+    """Run one forward+backward of a small model; return (loss, the model) ready to draw.
+
+    retain_graph keeps what each op saved, so the HTML viewer can show what every op
+    sent to each of its inputs.
+    """
     if model not in MODELS:
         raise ValueError(f"graph: model must be one of {', '.join(MODELS)}, got {model!r}")
     if impl not in ("composed", "fused"):
@@ -59,7 +65,7 @@ def build_example(model: str, impl: str = "composed", seed: int = 0) -> tuple[Te
         labels = rng.integers(0, CLASSES, BATCH)
         loss = F.cross_entropy(net(x), labels)
     loss.name = "loss"
-    loss.backward()
+    loss.backward(retain_graph=retain_graph)
     return loss, net
 
 
@@ -69,7 +75,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "graph",
         help="draw the backprop graph of a small model",
         description="Run one forward+backward of a small model on random data and draw its "
-        "graph with Graphviz (SVG/PNG/PDF need the `dot` program; --format dot does not).",
+        "graph with Graphviz (SVG/PNG/PDF and the interactive HTML viewer need the `dot` "
+        "program; --format dot does not).",
     )
     p.add_argument("model_arg", nargs="?", choices=MODELS, metavar="MODEL",
                    help=f"what to draw: {', '.join(MODELS)} (default: batchnorm)")
@@ -81,7 +88,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="backward: gradient flow from the loss; forward: data flow "
                         "(default: backward)")
     p.add_argument("--format", choices=viz.FORMATS, default=None,
-                   help="output format (default: from -o's suffix, else svg)")
+                   help="output format (default: from -o's suffix, else svg); html is one "
+                        "self-contained page that steps through backward node by node")
     p.add_argument("-o", "--output", default=None,
                    help="output file (default: graph-MODEL-IMPL-VIEW.FORMAT in the current "
                         "directory)")
@@ -91,7 +99,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--show-values", action="store_true", help="add value summaries to nodes")
     p.add_argument("--show-saved", action="store_true",
                    help="add what each op saved for backward (released after it)")
-    p.add_argument("--rankdir", choices=RANKDIRS, default="TB", help="layout direction")
+    p.add_argument("--rankdir", choices=RANKDIRS, default=None,
+                   help="layout direction (default TB, LR for a compact layout)")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto",
+                   help="compact: tighter, left to right; auto: compact for graphs more than "
+                        f"{COMPACT_ABOVE_RANKS} ops deep (default)")
     p.set_defaults(run=run)
 
 
@@ -128,15 +140,17 @@ def run(args: argparse.Namespace) -> int:
     args.model = args.model or args.model_arg or "batchnorm"
     path, fmt = _output_and_format(args)
     options = dict(view=args.view, collapse=_collapse_arg(args.collapse),
-                   show_values=args.show_values, show_saved=args.show_saved, rankdir=args.rankdir)
+                   show_values=args.show_values, show_saved=args.show_saved, rankdir=args.rankdir,
+                   layout=args.layout)
+    keep = fmt == "html"
     if args.impl == "both" and args.model != "mlp":
-        loss_c, _ = build_example(args.model, "composed", args.seed)
-        loss_f, _ = build_example(args.model, "fused", args.seed)
+        loss_c, _ = build_example(args.model, "composed", args.seed, keep)
+        loss_f, _ = build_example(args.model, "fused", args.seed, keep)
         graph = viz.draw_comparison(loss_c, loss_f, labels=("composed", "fused"), **options)
         what = f"{args.model}, composed vs fused"
     else:
         impl = "composed" if args.impl == "both" else args.impl
-        loss, _ = build_example(args.model, impl, args.seed)
+        loss, _ = build_example(args.model, impl, args.seed, keep)
         graph = viz.draw_graph(loss, **options)
         what = args.model if args.model == "mlp" else f"{args.model}, {impl}"
     try:

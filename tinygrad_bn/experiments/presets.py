@@ -17,6 +17,7 @@ from tinygrad_bn.experiments import (
     cs231n_deep,
     cs231n_init_sweep,
     dlfs_init_sweep,
+    gradient_flow,
     init_diagnostics,
 )
 from tinygrad_bn.experiments.common import ExperimentConfig, RunResult
@@ -77,6 +78,7 @@ PRESETS: dict[str, Preset] = {
         Preset(init_diagnostics.NAME,
                "activation histograms at init and gradient norms in training, BN vs plain",
                init_diagnostics.Config, init_diagnostics.run),
+        Preset(gradient_flow.NAME, gradient_flow.SUMMARY, gradient_flow.Config, gradient_flow.run),
     )
 }
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_bn.autograd.grad_mode import composite
 from tinygrad_bn.functional._args import one_dim, pick
 from tinygrad_bn.functional.elementwise import clamp, erf, expm1, log1p, relu, sigmoid, tanh, where
 from tinygrad_bn.tensor import Tensor
@@ -23,6 +24,7 @@ def _softmax_dim(op: str, x: Tensor, dim: Any, axis: Any) -> int:
     return one_dim(op, dim, x.ndim)
 
 
+@composite("softmax")
 def softmax(input: Tensor, dim: int | None = None, *, dtype: Any = None, axis: int | None = None) -> Tensor:
     """exp(x) / sum(exp(x)) along `dim`, shifted by the max for stability."""
     d = _softmax_dim("softmax", input, dim, axis)
@@ -32,6 +34,7 @@ def softmax(input: Tensor, dim: int | None = None, *, dtype: Any = None, axis: i
     return e / e.sum(dim=d, keepdim=True)
 
 
+@composite("log_softmax")
 def log_softmax(input: Tensor, dim: int | None = None, *, dtype: Any = None,
                 axis: int | None = None) -> Tensor:
     """x - logsumexp(x) along `dim`."""
@@ -46,11 +49,13 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     return where(input._data > 0, input, input * negative_slope)
 
 
+@composite("elu")
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
     return where(input._data > 0, input, expm1(input) * alpha)
 
 
+@composite("celu")
 def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
     return where(input._data > 0, input, expm1(input * (1.0 / alpha)) * alpha)
@@ -64,6 +69,7 @@ def selu(input: Tensor, inplace: bool = False) -> Tensor:
     return elu(input, _SELU_ALPHA) * _SELU_SCALE
 
 
+@composite("gelu")
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x * Phi(x); approximate="tanh" uses 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     if approximate == "none":
@@ -74,16 +80,19 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
+@composite("silu")
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x) (also called swish)."""
     return input * sigmoid(input)
 
 
+@composite("mish")
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """x * tanh(softplus(x))."""
     return input * tanh(softplus(input))
 
 
+@composite("softplus")
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta; linear above beta x > threshold, as in PyTorch."""
     bx = input * beta
@@ -104,6 +113,7 @@ def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     return clamp(input, 0.0, 6.0)
 
 
+@composite("log_sigmoid")
 def log_sigmoid(input: Tensor) -> Tensor:
     """log(sigmoid(x)) = -softplus(-x), finite for any x."""
     return -softplus(-input)

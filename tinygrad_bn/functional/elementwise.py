@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn import ops
+from tinygrad_bn.autograd.grad_mode import composite
 from tinygrad_bn.tensor import Tensor, get_default_dtype
 
 # ---------------------------------------------------------------- arithmetic
@@ -160,6 +161,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
     return ops.ReLU.apply(input)
 
 
+@composite("sigmoid")
 def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + exp(-x)), evaluated so that neither side overflows or loses digits.
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn import ops
+from tinygrad_bn.autograd.grad_mode import composite
 from tinygrad_bn.functional.shape import expand, permute, reshape
 from tinygrad_bn.tensor import Tensor
 
@@ -66,6 +67,7 @@ def outer(input: Tensor, vec2: Tensor) -> Tensor:
 # ---------------------------------------------------------------- einsum
 
 
+@composite("einsum")
 def einsum(equation: str, *operands: Any) -> Tensor:
     """Einstein summation, e.g. einsum("bij,bjk->bik", a, b), composed from permute, reshape,
     sum and matmul (so its gradient is theirs). Supports '...', repeated letters in one

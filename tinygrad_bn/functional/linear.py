@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn import ops
+from tinygrad_bn.autograd.grad_mode import composite
 from tinygrad_bn.functional.elementwise import maximum, where
 from tinygrad_bn.functional.linalg import check_same_dtype
 from tinygrad_bn.functional.reduce import norm
@@ -84,6 +85,7 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     return Tensor._wrap(np.eye(num_classes, dtype=np.int64)[labels], False, None)
 
 
+@composite("normalize")
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """input / max(||input||_p over dim, eps)."""
     return input / maximum(norm(input, p, dim, keepdim=True), eps)

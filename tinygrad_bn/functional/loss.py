@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_bn.autograd.grad_mode import composite
 from tinygrad_bn.functional.activation import log_softmax
 from tinygrad_bn.functional.elementwise import abs, clamp, log, log1p, relu
 from tinygrad_bn.functional.shape import movedim
@@ -69,6 +70,7 @@ def _picked(rows: Tensor, labels: np.ndarray, ignore_index: int) -> tuple[Tensor
     return rows[np.arange(rows.shape[0]), safe], keep
 
 
+@composite("nll_loss")
 def nll_loss(input: Tensor, target: Any, weight: Tensor | None = None, size_average: Any = None,
              ignore_index: int = -100, reduce: Any = None, reduction: str = "mean") -> Tensor:
     """-input[i, target[i]] (input: log-probabilities), weighted per class; mean over the weights."""
@@ -87,6 +89,8 @@ def _out_shape(input: Tensor) -> tuple[int, ...]:
 def _weighted_nll(rows: Tensor, labels: np.ndarray, weight: Tensor | None, ignore_index: int,
                   reduction: str, out_shape: tuple[int, ...]) -> Tensor:
     picked, keep = _picked(rows, labels, ignore_index)
+    if weight is None and keep.all():  # the common case, without multiplying by ones
+        return _reduce(-picked, reduction) if reduction != "none" else (-picked).reshape(out_shape)
     w = np.ones(labels.shape, rows.dtype) if weight is None else weight._data[np.where(keep, labels, 0)]
     w = Tensor._wrap((w * keep).astype(rows.dtype), False, None)
     losses = -(picked * w)
@@ -95,6 +99,7 @@ def _weighted_nll(rows: Tensor, labels: np.ndarray, weight: Tensor | None, ignor
     return losses.sum() if reduction == "sum" else losses.reshape(out_shape)
 
 
+@composite("cross_entropy")
 def cross_entropy(input: Tensor, target: Any, weight: Tensor | None = None, size_average: Any = None,
                   ignore_index: int = -100, reduce: Any = None, reduction: str = "mean",
                   label_smoothing: float = 0.0, *, impl: str = "composed") -> Tensor:
@@ -150,6 +155,7 @@ def _soft_cross_entropy(input: Tensor, target: np.ndarray, weight: Tensor | None
     return losses.mean() if reduction == "mean" else losses.sum()
 
 
+@composite("mse_loss")
 def mse_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
              reduction: str = "mean") -> Tensor:
     """(input - target)^2, reduced."""
@@ -158,6 +164,7 @@ def mse_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any =
     return _reduce(diff * diff, reduction)
 
 
+@composite("l1_loss")
 def l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
             reduction: str = "mean") -> Tensor:
     """|input - target|, reduced."""
@@ -165,6 +172,7 @@ def l1_loss(input: Tensor, target: Any, size_average: Any = None, reduce: Any = 
     return _reduce(abs(input - _constant(target, input)), reduction)
 
 
+@composite("binary_cross_entropy")
 def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, size_average: Any = None,
                          reduce: Any = None, reduction: str = "mean") -> Tensor:
     """-(t log x + (1 - t) log(1 - x)) for probabilities x; each log is clamped at -100 (PyTorch)."""
@@ -179,6 +187,7 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, size_av
     return _reduce(loss, reduction)
 
 
+@composite("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None,
                                      size_average: Any = None, reduce: Any = None,
                                      reduction: str = "mean", pos_weight: Any = None) -> Tensor:

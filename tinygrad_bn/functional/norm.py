@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_bn.autograd.grad_mode import composite
 from tinygrad_bn.kernel_registry import check_impl, fused_kernel
 from tinygrad_bn.tensor import DIFFERENTIABLE_DTYPES, Tensor
 
@@ -46,6 +47,7 @@ def _check_input(op: str, x: Any, min_ndim: int) -> None:
 # ---------------------------------------------------------------- batch norm
 
 
+@composite("batch_norm")
 def batch_norm(
     input: Tensor,
     running_mean: Tensor | None,
@@ -147,6 +149,7 @@ def _update_running(
 # ---------------------------------------------------------------- layer norm
 
 
+@composite("layer_norm")
 def layer_norm(
     input: Tensor,
     normalized_shape: int | Sequence[int],

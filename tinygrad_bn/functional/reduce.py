@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tinygrad_bn import ops
+from tinygrad_bn.autograd.grad_mode import composite
 from tinygrad_bn.functional._args import one_dim, pick, reduce_dims
 from tinygrad_bn.functional.elementwise import abs, cast, maximum, minimum
 from tinygrad_bn.tensor import Tensor, get_default_dtype
@@ -49,6 +50,7 @@ def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = N
     return ops.Sum.apply(input, axis=dims, keepdims=keep)
 
 
+@composite("mean")
 def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None,
          axis: Any = None, keepdims: bool | None = None) -> Tensor:
     """Arithmetic mean: sum times 1/n."""
@@ -67,6 +69,7 @@ def _correction(op: str, unbiased: Any, correction: Any) -> float:
     return 1.0 if correction is None else float(correction)
 
 
+@composite("var")
 def var(input: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: float | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
     """Variance: sum((x - mean)^2) / (n - correction); correction=1 (unbiased) by default, as PyTorch.
@@ -84,6 +87,7 @@ def var(input: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: b
     return ops.Sum.apply(centred * centred, axis=dims, keepdims=keep) * scale
 
 
+@composite("std")
 def std(input: Tensor, dim: Any = None, unbiased: bool | None = None, keepdim: bool = False, *,
         correction: float | None = None, axis: Any = None, keepdims: bool | None = None) -> Tensor:
     """Standard deviation: sqrt(var), with var's correction (1 by default)."""
@@ -188,6 +192,7 @@ def cumsum(input: Tensor, dim: Any = None, *, dtype: Any = None, axis: Any = Non
     return ops.Cumsum.apply(input, dim=one_dim("cumsum", dim, input.ndim))
 
 
+@composite("logsumexp")
 def logsumexp(input: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None,
               keepdims: bool | None = None) -> Tensor:
     """log(sum(exp(x))) over `dim`, computed without overflow."""
@@ -207,6 +212,7 @@ def _reduced_shape(shape: tuple[int, ...], dims: Any) -> tuple[int, ...]:
     return tuple(n for i, n in enumerate(shape) if i not in dims)
 
 
+@composite("norm")
 def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, dtype: Any = None) -> Tensor:
     """The p-norm over `dim` (every dim if None): p = 'fro'/2, 1, inf, -inf or any other number."""
     if dtype is not None:

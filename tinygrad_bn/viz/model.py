@@ -1,9 +1,14 @@
 """The drawing's model of an autodiff graph: nodes in graph order, edges, module clusters.
 
 Built only from public graph fields (`Tensor.grad_fn`, `Context.parents`,
-`.scope`, `.trace`, `Module.named_*`), walked in a fixed order, so the same
-program always gives the same node ids and the same DOT text. `id()` is used
-only to look objects up while drawing, never in the output.
+`.scope`, `Module.named_*`) and the gradients `trace.py` reads, walked in a fixed
+order, so the same program always gives the same node ids and the same DOT text.
+`id()` is used only to look objects up while drawing, never in the output.
+
+Clusters are the boxes of a drawing: one per nn.Module call, one per call of a
+functional composite (`cross_entropy`, `softmax`, ...: the `Composite` markers
+in an op's scope), and, when a graph is folded to fit `max_nodes`, one per long
+chain of ops.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinygrad_bn.autograd import Context
+from tinygrad_bn.autograd.grad_mode import Composite
 from tinygrad_bn.nn.module import Module, Parameter
 from tinygrad_bn.tensor import Tensor
+from tinygrad_bn.viz import trace
 
 
 @dataclass(eq=False)
@@ -48,18 +55,26 @@ class Edge:
 
 @dataclass(eq=False)
 class Cluster:
-    """The ops one call of an nn.Module recorded (nested calls are child clusters)."""
+    """The ops one call of an nn.Module or a composite recorded (nested calls are child
+    clusters), or a chain of ops folded to fit max_nodes (`module` None)."""
 
     index: int
-    module: Module
-    name: str | None  # dotted name under the naming root; '' is the root itself
+    module: Any  # a Module, a Composite marker, or None for a folded chain
+    name: str | None  # dotted module name under the naming root ('' is the root), composite name
     parent: Cluster | None
     call: int = 1  # which call of this module, when it ran more than once
     calls: int = 1
     children: list[Cluster] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)  # nodes placed directly inside
-    n_ops: int = 0  # ops inside, nested modules included
+    n_ops: int = 0  # ops inside, nested clusters included
     folded: bool = False
+
+    @property
+    def kind(self) -> str:
+        """'module', 'composite' or 'chain'."""
+        if self.module is None:
+            return "chain"
+        return "composite" if isinstance(self.module, Composite) else "module"
 
     @property
     def id(self) -> str:
@@ -68,12 +83,12 @@ class Cluster:
 
     @property
     def node_id(self) -> str:
-        """The DOT node id of this module when folded."""
+        """The DOT node id of this cluster when folded."""
         return f"m{self.index}"
 
     @property
     def depth(self) -> int:
-        """0 for a top-level module."""
+        """0 for a top-level cluster."""
         return 0 if self.parent is None else self.parent.depth + 1
 
     def ancestors(self) -> list[Cluster]:
@@ -85,7 +100,13 @@ class Cluster:
         return chain
 
     def title(self) -> str:
-        """'bn1 · BatchNorm1d (composed)', the module's impl in parentheses when it has one."""
+        """'bn1 · BatchNorm1d (composed)' (the module's impl in parentheses when it has one),
+        'F.cross_entropy' for a composite, 'exp … tanh' for a folded chain."""
+        if self.kind == "composite":
+            return f"F.{self.name}"
+        if self.kind == "chain":
+            ops = [n.ctx.fn.name for n in self.nodes if n.ctx is not None]
+            return f"{ops[0]} … {ops[-1]}"
         type_name = type(self.module).__name__
         text = f"{self.name} · {type_name}" if self.name else type_name
         impl = getattr(self.module, "impl", None)
@@ -107,7 +128,9 @@ class GraphModel:
     node_of_ctx: dict[Context, Node]
     node_of_leaf: dict[int, Node]
     has_grads: bool
-    auto_folded: int = 0
+    auto_folded: int = 0  # clusters folded to fit max_nodes
+    folded_chains: int = 0  # chains of ops folded to fit max_nodes, after the clusters
+    zero_reasons: dict[Node, str] = field(default_factory=dict)  # see zeros.py
 
     @property
     def ops(self) -> list[Node]:
@@ -123,11 +146,6 @@ class GraphModel:
     def top_clusters(self) -> list[Cluster]:
         """Clusters not nested in another one."""
         return [c for c in self.clusters if c.parent is None]
-
-
-def received_grad(ctx: Context) -> Any:
-    """The gradient an op node received in the last backward through it, or None."""
-    return None if ctx.trace is None else ctx.trace.received
 
 
 # ---------------------------------------------------------------- building
@@ -154,15 +172,14 @@ def build(root: Any, params: Any = None, api: str = "draw_graph") -> GraphModel:
                 edges.append(Edge(pnode, node, i))
                 if not pnode.consumers or pnode.consumers[-1] is not node:
                     pnode.consumers.append(node)
-    _number_backward_steps(root, node_of_ctx)
+    for ctx, step in trace.backward_steps(root, node_of_ctx).items():
+        node_of_ctx[ctx].step = step
     namer = _Namer(nodes, params, api)
     for node in nodes:
         namer.classify(node)
     clusters = _cluster(nodes, namer)
-    has_grads = any(
-        (received_grad(n.ctx) is not None) if n.ctx is not None else (n.tensor.grad is not None)
-        for n in nodes
-    )
+    has_grads = any(trace.received(n.ctx) is not None if n.ctx is not None
+                    else n.tensor.grad is not None for n in nodes)
     return GraphModel(root, nodes, edges, clusters, node_of_ctx, node_of_leaf, has_grads)
 
 
@@ -196,27 +213,6 @@ def _walk(root: Tensor) -> tuple[list[Node], dict[Context, Node], dict[int, Node
             nodes.append(node)
             node_of_ctx[ctx] = node
     return nodes, node_of_ctx, node_of_leaf
-
-
-def _number_backward_steps(root: Tensor, node_of_ctx: dict[Context, Node]) -> None:
-    """Number ops in the order autograd's walk runs their backward (same scheduling rule)."""
-    pending: dict[Context, int] = {}
-    for ctx in node_of_ctx:
-        for parent in ctx.parents:
-            if parent.grad_fn is not None:
-                pending[parent.grad_fn] = pending.get(parent.grad_fn, 0) + 1
-    ready = [root.grad_fn]
-    step = 0
-    while ready:
-        ctx = ready.pop()
-        step += 1
-        node_of_ctx[ctx].step = step
-        for parent in ctx.parents:
-            pctx = parent.grad_fn
-            if pctx is not None:
-                pending[pctx] -= 1
-                if pending[pctx] == 0:
-                    ready.append(pctx)
 
 
 class _Namer:
@@ -263,8 +259,10 @@ class _Namer:
         their lower-cased class name (numbered when repeated) so their parameters differ."""
         outer: dict[int, Module] = {}
         for node in nodes:
-            if node.ctx is not None and node.ctx.scope:
-                outer.setdefault(id(node.ctx.scope[0]), node.ctx.scope[0])
+            if node.ctx is not None:
+                first = next((m for m in node.ctx.scope if isinstance(m, Module)), None)
+                if first is not None:
+                    outer.setdefault(id(first), first)
         if len(outer) <= 1:
             return [("", m) for m in outer.values()]
         seen: dict[str, int] = {}
@@ -296,51 +294,117 @@ class _Namer:
             # 1/n in a mean, eps, the -0.5 of an inverse sqrt: clearer as text in the op.
             node.inline = t.numel() == 1 and node.name is None
 
-    def module_name(self, module: Module) -> str | None:
-        """The module's dotted name, or None when it is not under the naming root."""
-        return self.module_names.get(id(module))
+    def module_name(self, entry: Any) -> str | None:
+        """A module's dotted name (None when not under the naming root), a composite's name."""
+        if isinstance(entry, Composite):
+            return entry.name
+        return self.module_names.get(id(entry))
 
 
 def _cluster(nodes: list[Node], namer: _Namer) -> list[Cluster]:
-    """One cluster per module call, nested as the calls were; leaves go where they are used."""
-    # A module that never has another module inside it gets one cluster per call: each
-    # call pushes a fresh scope tuple, so the tuple tells calls of a shared ReLU apart.
-    containers = {id(m) for n in nodes if n.ctx is not None for m in n.ctx.scope[:-1]}
+    """One cluster per module call and composite call, nested as the calls were; leaves go
+    where they are used."""
+    # A module that never has another module inside it (a layer) gets one cluster per
+    # call: each call pushes a fresh scope tuple, which identifies the call. Modules with
+    # modules inside (containers) get one cluster, however often they ran.
+    containers = {
+        id(m) for n in nodes if n.ctx is not None
+        for m in [e for e in n.ctx.scope if not isinstance(e, Composite)][:-1]
+    }
     by_key: dict[tuple, Cluster] = {}
     clusters: list[Cluster] = []
     for node in nodes:
         if node.ctx is None:
             continue
         scope, parent = node.ctx.scope, None
-        for depth, module in enumerate(scope):
-            if id(module) in containers:
-                key: tuple = ("module",) + tuple(id(m) for m in scope[: depth + 1])
-            else:
-                key = ("call", id(scope))
+        for depth, entry in enumerate(scope):
+            key = _cluster_key(scope, depth, containers)
             cluster = by_key.get(key)
             if cluster is None:
-                cluster = Cluster(len(clusters), module, namer.module_name(module), parent)
+                cluster = Cluster(len(clusters), entry, namer.module_name(entry), parent)
                 by_key[key] = cluster
                 clusters.append(cluster)
                 if parent is not None:
                     parent.children.append(cluster)
             parent = cluster
         node.cluster = parent
-        for c in parent.ancestors() if parent is not None else ():
-            c.n_ops += 1
+    clusters = _simplify(nodes, clusters)
     calls: dict[int, list[Cluster]] = {}
     for c in clusters:
-        calls.setdefault(id(c.module), []).append(c)
+        if c.kind == "module":
+            calls.setdefault(id(c.module), []).append(c)
     for group in calls.values():
         for i, c in enumerate(group):
             c.call, c.calls = i + 1, len(group)
-    for node in nodes:
-        if node.ctx is None and node.kind != "input" and not node.inline:
-            node.cluster = _common_cluster([c.cluster for c in node.consumers])
-        if not node.inline:
-            if node.cluster is not None:
-                node.cluster.nodes.append(node)
+    place_nodes(nodes, clusters)
     return clusters
+
+
+def _cluster_key(scope: tuple, depth: int, containers: set[int]) -> tuple:
+    """What identifies the cluster of scope[depth]: one call of a layer or composite, or a
+    container module at its place in the module tree."""
+    entry = scope[depth]
+    if isinstance(entry, Composite):
+        return ("composite", id(entry))  # a fresh marker per call
+    if id(entry) in containers:
+        return ("module",) + tuple(id(m) for m in scope[: depth + 1])
+    # The call's own scope tuple: the op's, or the one a composite inside the call extended.
+    below = scope[depth + 1] if depth + 1 < len(scope) else None
+    call = below.parent if isinstance(below, Composite) else scope
+    return ("call", id(call))
+
+
+def _simplify(nodes: list[Node], clusters: list[Cluster]) -> list[Cluster]:
+    """Drop composite boxes that say nothing: one op only, or everything a module call did
+    (BatchNorm1d's box already says what F.batch_norm would)."""
+    counts = {c: 0 for c in clusters}
+    for node in nodes:
+        c = node.cluster
+        while c is not None:
+            counts[c] += 1
+            c = c.parent
+    removed: set[Cluster] = set()
+
+    def dissolve(c: Cluster) -> None:
+        parent = c.parent
+        for node in nodes:
+            if node.cluster is c:
+                node.cluster = parent
+        for child in c.children:
+            child.parent = parent
+        if parent is not None:
+            i = parent.children.index(c)
+            parent.children[i:i + 1] = c.children
+        removed.add(c)
+
+    for c in reversed(clusters):  # children were created after their parents
+        if c.kind == "composite" and counts[c] < 2:
+            dissolve(c)
+    for c in clusters:
+        if c in removed or c.kind != "module" or len(c.children) != 1:
+            continue
+        (child,) = c.children
+        if child.kind == "composite" and not any(n.cluster is c for n in nodes):
+            dissolve(child)
+    kept = [c for c in clusters if c not in removed]
+    for i, c in enumerate(kept):
+        c.index = i
+    return kept
+
+
+def place_nodes(nodes: list[Node], clusters: list[Cluster]) -> None:
+    """Fill each cluster's node list (graph order) and op count; parameters and constants go
+    to the innermost cluster enclosing all their consumers, inputs stay outside."""
+    for c in clusters:
+        c.nodes, c.n_ops = [], 0
+    for node in nodes:
+        if node.ctx is not None:
+            for c in node.cluster.ancestors() if node.cluster is not None else ():
+                c.n_ops += 1
+        elif node.kind != "input" and not node.inline:
+            node.cluster = _common_cluster([c.cluster for c in node.consumers])
+        if not node.inline and node.cluster is not None:
+            node.cluster.nodes.append(node)
 
 
 def _common_cluster(clusters: list[Cluster | None]) -> Cluster | None:
@@ -371,7 +435,7 @@ def resolve_collapse(model: GraphModel, collapse: Any, api: str = "draw_graph") 
                 f"{api}: collapse must be 'all', an int, or a list of module names / Modules; "
                 f"got the string {collapse!r} (to fold one module pass a list: [{collapse!r}])"
             )
-        return [c for c in clusters if not c.children]
+        return [c for c in clusters if _is_unit(c)]
     if isinstance(collapse, bool):
         raise TypeError(f"{api}: collapse must be 'all', an int or a list, got a bool")
     if isinstance(collapse, int):
@@ -388,26 +452,39 @@ def resolve_collapse(model: GraphModel, collapse: Any, api: str = "draw_graph") 
             f"got {type(collapse).__name__}"
         )
     chosen: list[Cluster] = []
-    names = sorted({c.name for c in clusters if c.name})
+    names = sorted({c.name for c in clusters if c.name and c.kind == "module"})
+    composites = sorted({c.name for c in clusters if c.kind == "composite"})
     for item in collapse:
         if isinstance(item, Module):
             hits = [c for c in clusters if c.module is item]
             what = f"the {type(item).__name__} module"
         elif isinstance(item, str):
             hits = [c for c in clusters if c.name == item]
-            what = f"module name {item!r}"
+            what = f"name {item!r}"
         else:
             raise TypeError(
-                f"{api}: collapse list items must be module names or Modules, got "
+                f"{api}: collapse list items must be module or composite names, or Modules, got "
                 f"{type(item).__name__}"
             )
         if not hits:
             raise ValueError(
                 f"{api}: collapse: {what} ran no op in this graph; modules in the graph: "
                 f"{', '.join(names) or '(none have names)'}"
+                + (f"; composites: {', '.join(composites)}" if composites else "")
             )
         chosen.extend(h for h in hits if h not in chosen)
     return chosen
+
+
+def _is_unit(c: Cluster) -> bool:
+    """What collapse="all" folds: layers (modules without sub-modules) and the outermost
+    composites outside them (a loss function, a softmax)."""
+    if c.kind == "module":
+        return not any(d.kind == "module" for d in _descendants(c))
+    if c.kind == "composite":
+        return not any(a.kind == "composite" or (a.kind == "module" and _is_unit(a))
+                       for a in c.ancestors()[1:])
+    return False
 
 
 def _descendants(cluster: Cluster) -> list[Cluster]:
@@ -451,7 +528,8 @@ def _visible(model: GraphModel) -> tuple[int, dict[Cluster, int]]:
 
 
 def auto_fold(model: GraphModel, max_nodes: int) -> int:
-    """Fold modules, innermost level first and largest first, until at most `max_nodes` show."""
+    """Fold clusters, innermost level first and largest first, until at most `max_nodes` show;
+    then, if still too many, long chains of ops (`model.folded_chains` says how many)."""
     total, contributes = _visible(model)
     folded = 0
     while total > max_nodes:
@@ -469,4 +547,71 @@ def auto_fold(model: GraphModel, max_nodes: int) -> int:
             contributes[a] -= saved
         total -= saved
         folded += 1
+    if total > max_nodes:
+        model.folded_chains = _fold_chains(model, total, max_nodes)
     return folded
+
+
+# A box standing for two ops saves one node and says less than the two ops did.
+MIN_CHAIN = 3
+
+
+def _fold_chains(model: GraphModel, total: int, max_nodes: int) -> int:
+    """Fold the longest chains of ops (each op the only user of the one before) into boxes."""
+    chains = sorted(_chains(model), key=lambda ch: (-len(ch), ch[0].index))
+    folded = 0
+    for chain in chains:
+        if total <= max_nodes:
+            break
+        parent = chain[0].cluster
+        box = Cluster(len(model.clusters), None, None, parent, folded=True)
+        model.clusters.append(box)
+        if parent is not None:
+            parent.children.append(box)
+        inside = set(chain)
+        # parameters and constants only the chain uses disappear into the box with it
+        swallowed = {
+            model.node_of(p) for n in chain for p in n.ctx.parents
+            if p.grad_fn is None and not model.node_of(p).inline
+            and model.node_of(p).kind != "input"
+            and all(c in inside for c in model.node_of(p).consumers)
+        }
+        for n in chain:
+            n.cluster = box
+        total -= len(chain) - 1 + len(swallowed)
+        folded += 1
+    if folded:
+        place_nodes(model.nodes, model.clusters)
+    return folded
+
+
+def _chains(model: GraphModel) -> list[list[Node]]:
+    """Maximal runs of drawn ops u1 -> u2 -> ... where each is the only op input of the next
+    and the next its only user, inside one cluster, the root excluded."""
+    ops = [n for n in model.nodes
+           if n.ctx is not None and n.tensor is not model.root and element_id(n) == n.id]
+    drawn = set(ops)
+
+    def op_inputs(n: Node) -> list[Node]:
+        found: list[Node] = []
+        for p in n.ctx.parents:
+            if p.grad_fn is not None and model.node_of(p) not in found:
+                found.append(model.node_of(p))
+        return found
+
+    following: dict[Node, Node] = {}
+    for u in ops:
+        if len(u.consumers) == 1:
+            v = u.consumers[0]
+            if v in drawn and v.cluster is u.cluster and op_inputs(v) == [u]:
+                following[u] = v
+    followers = set(following.values())
+    starts = [u for u in ops if u not in followers]
+    chains = []
+    for u in starts:
+        chain = [u]
+        while chain[-1] in following:
+            chain.append(following[chain[-1]])
+        if len(chain) >= MIN_CHAIN:
+            chains.append(chain)
+    return chains

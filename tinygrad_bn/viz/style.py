@@ -90,6 +90,7 @@ KIND_CAPTION = {
 KIND_ORDER = ("op", "fused", "folded", "parameter", "input", "constant")
 
 CLUSTER_FILLS = ("#f4f4f4", "#e8e8e8", "#dcdcdc")  # nested modules get darker backgrounds
+COMPOSITE_FILL = "#fbfbf6"  # a composite's box (F.cross_entropy): lighter, dashed border
 FORWARD_EDGE = "#404040"
 GRADIENT_EDGE = "#b2182b"
 NO_GRADIENT_EDGE = "#a0a0a0"
@@ -106,7 +107,7 @@ def fmt_num(value: float) -> str:
     """A number in 3 significant digits, compact (1e-05, 0.0312, 123)."""
     if not math.isfinite(value):
         return str(value)
-    return f"{value:.3g}"
+    return f"{value + 0.0:.3g}"  # + 0.0 turns -0.0 into 0
 
 
 def fmt_shape(shape: tuple[int, ...]) -> str:
@@ -147,11 +148,11 @@ def value_summary(x: np.ndarray) -> str:
     )
 
 
-def html_label(title: str, lines: list[str], note: str | None = None) -> str:
+def html_label(title: str, lines: list[str], note: str | None = None, size: int = 9) -> str:
     """A node label: bold title, smaller detail lines (already escaped), optional grey note."""
     parts = [f"<b>{title}</b>"]
     if note:
         # italic rather than grey: the fill may be dark, and the font colour follows it
-        parts[0] += f' <font point-size="9"><i>{note}</i></font>'
-    parts.extend(f'<font point-size="9">{line}</font>' for line in lines)
+        parts[0] += f' <font point-size="{size}"><i>{note}</i></font>'
+    parts.extend(f'<font point-size="{size}">{line}</font>' for line in lines)
     return "<" + "<br/>".join(parts) + ">"
