@@ -31,6 +31,7 @@ from tinygrad_bn.autograd import (
     no_grad,
     set_grad_enabled,
 )
+from tinygrad_bn.autograd import functional as _autograd_functional  # torch.autograd.functional
 from tinygrad_bn.autograd.function import BackwardTrace, Context
 from tinygrad_bn.factories import (
     arange,
