@@ -721,3 +721,209 @@ def test_autograd_docs_list_exactly_the_registered_primitives():
     table = text.split("| primitive |", 1)[1].split("\n\n", 1)[0]
     listed = re.findall(r"^\| `(\w+)` \|", table, flags=re.M)
     assert sorted(listed) == sorted(tg.PRIMITIVES)
+
+
+# ---------------------------------------------------------------- per-thread grad mode
+
+
+def _train_pair(seed: int, steps: int) -> list[np.ndarray]:
+    """A small model trained with plain SGD; its parameters after `steps` steps."""
+    rng = np.random.default_rng(seed)
+    model = nn.Sequential(nn.Linear(6, 8, rng=seed), nn.Tanh(), nn.Linear(8, 3, rng=seed + 1))
+    x = rng.standard_normal((16, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    for _ in range(steps):
+        loss = functional.cross_entropy(model(Tensor(x)), y)
+        model.zero_grad()
+        loss.backward()
+        with tg.no_grad():  # an update under no_grad, as every training loop does
+            for p in model.parameters():
+                p.data = p.data - 0.1 * p.grad.data
+    return [p.data.copy() for p in model.parameters()]
+
+
+def test_two_threads_training_at_once_get_the_parameters_of_training_one_after_the_other():
+    import threading
+
+    steps = 200
+    alone = [_train_pair(seed, steps) for seed in (0, 1)]
+    together: dict[int, list[np.ndarray]] = {}
+    errors: list[BaseException] = []
+
+    def run(seed: int) -> None:
+        try:
+            together[seed] = _train_pair(seed, steps)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(seed,)) for seed in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for seed in (0, 1):
+        for a, b in zip(alone[seed], together[seed], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_no_grad_in_one_thread_leaves_recording_on_in_another():
+    import threading
+
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_no_grad() -> None:
+        with tg.no_grad():
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=hold_no_grad)
+    worker.start()
+    inside.wait(5)
+    try:
+        assert tg.is_grad_enabled()
+        y = Tensor(np.ones(2), requires_grad=True) * 2.0
+        assert y.requires_grad and y.grad_fn is not None
+    finally:
+        release.set()
+        worker.join()
+    assert tg.is_grad_enabled()
+
+
+# ---------------------------------------------------------------- in-place changes
+
+
+def test_assigning_data_of_a_saved_tensor_makes_backward_refuse_naming_op_and_tensor():
+    x = Tensor(np.array([1.0, 2.0]), name="x")
+    w = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    y = (x * w).sum()
+    x.data = np.full(2, 100.0)  # the issue's example, through the Tensor API
+    with pytest.raises(RuntimeError, match=r"mul: saved tensor 'x' was modified in place after the op ran"):
+        y.backward()
+
+
+def test_an_in_place_op_on_a_saved_tensor_makes_backward_refuse():
+    x = Tensor(np.array([1.0, 2.0]))
+    w = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    y = (x * w).sum()
+    x.add_(1.0)
+    with pytest.raises(RuntimeError, match=r"mul: saved tensor 0 \(shape \(2,\), dtype float64\) was mod"):
+        y.backward()
+
+
+def test_a_numpy_write_to_a_saved_array_is_caught_under_detect_anomaly():
+    x = Tensor(np.array([1.0, 2.0]))
+    w = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    with tg.detect_anomaly():
+        y = (x * w).sum()
+        x.data[...] = 100.0  # bypasses the Tensor API: only the anomaly checksums see it
+        with pytest.raises(RuntimeError, match=r"mul: saved tensor 0 .* modified in place .*numpy"):
+            y.backward()
+
+
+def test_writes_that_touch_nothing_saved_do_not_disturb_backward():
+    x = Tensor(np.array([1.0, 2.0]))
+    w = Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    other = Tensor(np.zeros(2))
+    y = (x * w).sum()
+    other.add_(5.0)  # a write elsewhere: the version check looks, finds nothing of ours
+    y.backward()
+    np.testing.assert_array_equal(w.grad.data, [1.0, 2.0])
+
+
+def test_in_place_on_a_leaf_that_requires_grad_is_refused_outside_no_grad():
+    p = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf Tensor that requires grad is being used in an in-place"):
+        p.mul_(2.0)
+    with tg.no_grad():
+        p.mul_(2.0)  # a parameter update
+    np.testing.assert_array_equal(p.data, [2.0, 2.0, 2.0])
+
+
+def test_in_place_on_an_op_output_is_rebased_and_keeps_earlier_saved_values_valid():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = x.exp()  # exp's backward uses its output
+    h.mul_(3.0)  # rebased: h is now 3 exp(x), and exp's node still has the old values
+    h.sum().backward()
+    np.testing.assert_allclose(x.grad.data, 3.0 * np.exp([1.0, 2.0]))
+
+
+def test_assigning_data_of_another_shape_or_dtype_to_a_tensor_that_requires_grad_is_refused():
+    p = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match=r"Tensor.data: cannot assign an array of shape \(4,\) and dtype"):
+        p.data = np.ones(4)
+    with pytest.raises(ValueError, match="dtype float32"):
+        p.data = np.ones(3, np.float32)
+    plain = Tensor(np.ones(3))
+    plain.data = np.ones(5, np.float32)  # plain data may change shape, as in PyTorch
+    assert plain.shape == (5,)
+
+
+# ---------------------------------------------------------------- Function contracts
+
+
+def test_a_forward_returning_a_tensor_says_so_at_apply():
+    class Square(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    with pytest.raises(TypeError, match="forward of Square must return an ndarray, got Tensor; use x.data"):
+        Square.apply(Tensor(np.ones(2), requires_grad=True))
+
+
+@pytest.mark.parametrize("result, message", [
+    ([1.0, 2.0], "forward of Bad must return an ndarray, got list"),
+    (np.array(["a"], dtype=object), "forward of Bad must return a numeric ndarray, got dtype object"),
+])
+def test_a_forward_returning_a_list_or_an_object_array_says_so_at_apply(result, message):
+    class Bad(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return result
+
+    with pytest.raises(TypeError, match=message):
+        Bad.apply(Tensor(np.ones(2)))
+
+
+@pytest.mark.parametrize("returned, error, message", [
+    (lambda g: (g, g), RuntimeError, r"Twice.backward returned 2 gradients, expected 1 \(one per input\)"),
+    (lambda g: g.reshape(1, 2), RuntimeError,
+     r"Twice.backward returned a gradient of shape \(1, 2\) for input 0, expected the input's shape \(2,\)"),
+    (lambda g: Tensor(np.ones(2, dtype=np.int64)), TypeError,
+     r"Twice.backward returned a gradient of dtype int64 for input 0, expected a float gradient"),
+    (lambda g: "oops", TypeError, "Twice.backward returned a str for input 0"),
+])
+def test_a_backward_breaking_the_contract_names_the_function_and_the_input(returned, error, message):
+    class Twice(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.data * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return returned(g)
+
+    y = Twice.apply(Tensor(np.ones(2), requires_grad=True))
+    with pytest.raises(error, match=message):
+        y.sum().backward()
+
+
+def test_a_non_tensor_positional_input_to_apply_is_named():
+    class Scale(Function):
+        @staticmethod
+        def forward(ctx, x, k):
+            return x.data * 2
+
+    with pytest.raises(TypeError, match="Scale.apply: input 1 is a float, not a Tensor; pass non-tensor"):
+        Scale.apply(Tensor(np.ones(2), requires_grad=True), 3.0)
+
+
+def test_grad_with_inputs_that_are_not_tensors_says_what_it_expected():
+    loss = (Tensor(np.ones(2), requires_grad=True) * 2.0).sum()
+    with pytest.raises(TypeError, match="grad: inputs must be a Tensor or a sequence of Tensors, got int"):
+        tg.grad(loss, 5)

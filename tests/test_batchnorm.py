@@ -373,3 +373,61 @@ def test_check_fused_compares_module_parameter_gradients_by_name():
     errors = report.errors()
     assert errors["grad[input 0]"][1] < 1e-10 and errors["grad[bias]"][1] < 1e-10
     assert errors["grad[weight]"][1] > 0.1 and not report.passed
+
+
+# ---------------------------------------------------------------- PyTorch parity details
+
+
+def test_switching_off_track_running_stats_after_construction_stops_buffer_updates():
+    bn = nn.BatchNorm1d(3)
+    x = Tensor(np.random.default_rng(0).normal(2.0, 3.0, (8, 3)).astype(np.float32))
+    bn.track_running_stats = False
+    bn(x)
+    np.testing.assert_array_equal(bn.running_mean.data, np.zeros(3))
+    np.testing.assert_array_equal(bn.running_var.data, np.ones(3))
+    assert int(bn.num_batches_tracked.item()) == 0
+    bn.eval()  # buffers still exist: evaluation uses them, as PyTorch does
+    np.testing.assert_allclose(bn(x).data, x.data / np.sqrt(1 + 1e-5), rtol=1e-6)
+
+
+@pytest.mark.parametrize("impl", ["composed", "fused"])
+def test_an_empty_batch_gives_an_empty_output_and_empty_gradients(impl):
+    bn = nn.BatchNorm1d(4, impl=impl)
+    x = Tensor(np.zeros((0, 4), np.float32), requires_grad=True)
+    out = bn(x)
+    assert out.shape == (0, 4)
+    out.sum().backward()
+    assert x.grad.shape == (0, 4)
+    np.testing.assert_array_equal(bn.running_mean.data, np.zeros(4))
+
+
+def test_bias_false_and_eps_nan_and_bad_layer_norm_shapes():
+    assert nn.BatchNorm2d(3, bias=False).bias is None and nn.BatchNorm2d(3, bias=False).weight is not None
+    for bad in (float("nan"), float("inf"), 0.0, -1e-5, "1e-5"):
+        with pytest.raises(ValueError, match="eps must be a positive finite number"):
+            nn.BatchNorm1d(3, eps=bad)
+        with pytest.raises(ValueError, match="LayerNorm: eps must be a positive finite number"):
+            nn.LayerNorm(3, eps=bad)
+        with pytest.raises(ValueError, match="batch_norm: eps must be a positive finite number"):
+            batch_norm(Tensor(np.ones((4, 2))), None, None, training=True, eps=bad)
+    for bad in ("abc", 3.5, 0, (2, -1), ()):
+        with pytest.raises(ValueError, match="LayerNorm: normalized_shape must be a positive int"):
+            nn.LayerNorm(bad)
+
+
+def test_num_batches_tracked_counts_only_batches_that_pass_the_checks():
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match="expected more than 1 value per channel"):
+        bn(Tensor(np.ones((1, 3), np.float32)))
+    with pytest.raises(TypeError, match="weight has dtype float32 but input has dtype float64"):
+        bn(Tensor(np.ones((4, 3))))
+    assert int(bn.num_batches_tracked.item()) == 0
+    bn(Tensor(np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)))
+    assert int(bn.num_batches_tracked.item()) == 1
+
+
+def test_mismatched_dtypes_in_linear_and_batch_norm_say_how_to_fix_them():
+    with pytest.raises(TypeError, match=r"linear: operands have dtypes float64 and float32.*x.float\(\)"):
+        nn.Linear(3, 2)(Tensor(np.ones((4, 3))))
+    with pytest.raises(TypeError, match=r"Convert the input .* or the layer"):
+        nn.BatchNorm1d(3)(Tensor(np.ones((4, 3))))

@@ -421,3 +421,69 @@ def test_to_casts_and_the_gradient_is_cast_back():
     y.sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad.data, [1e-3, 3.0], rtol=1e-7)
+
+
+# ---------------------------------------------------------------- bad input to the constructor
+
+
+@pytest.mark.parametrize("data, error, message", [
+    (None, TypeError, "Tensor: data is None; expected a number"),
+    (np.array([object()]), TypeError, "Tensor: data of dtype object is not supported"),
+    (np.array(["a", "b"]), TypeError, "Tensor: data of dtype <U1 is not supported"),
+    ("abc", ValueError, "Tensor: cannot make an array of str data"),
+    (np.array(["2026-01-01"], dtype="datetime64[D]"), TypeError, "datetime64"),
+    (np.array([1 + 2j]), TypeError, "complex128 is not supported"),
+    ([[1.0, 2.0], [3.0]], ValueError, "rectangular"),
+    ([Tensor(1.0), Tensor(2.0)], TypeError, r"got a list of Tensors; combine them with stack\(\) or cat\(\)"),
+])
+def test_constructor_rejects_what_no_op_could_compute_with(data, error, message):
+    with pytest.raises(error, match=message):
+        Tensor(data)
+
+
+def test_constructor_rejects_a_non_bool_requires_grad_and_an_unknown_dtype():
+    with pytest.raises(TypeError, match="requires_grad must be True or False, got 'yes'"):
+        Tensor([1.0], requires_grad="yes")
+    with pytest.raises(TypeError, match="Tensor: dtype 'floaty' is not a numpy dtype"):
+        Tensor([1.0], dtype="floaty")
+
+
+def test_tensor_infers_dtypes_like_torch_tensor_and_the_class_makes_floats_like_torch_Tensor():
+    assert tensor([1, 2]).dtype == np.int64 and tensor([1.5]).dtype == np.float32
+    assert tensor([True]).dtype == np.bool_ and tensor(np.zeros(2)).dtype == np.float64
+    assert Tensor([1, 2]).dtype == np.float32  # torch.Tensor([1, 2]) is float32 too
+    a = np.zeros(2)
+    assert tensor(a).numpy() is not a  # tensor() copies, as torch.tensor does
+
+
+def test_set_default_dtype_changes_what_python_floats_become():
+    import tinygrad_bn as tg
+
+    try:
+        tg.set_default_dtype(np.float64)
+        assert tensor([1.0]).dtype == np.float64 and tg.zeros(2).dtype == np.float64
+    finally:
+        tg.set_default_dtype(np.float32)
+    with pytest.raises(TypeError, match="set_default_dtype: expected float32 or float64"):
+        tg.set_default_dtype(np.int32)
+
+
+def test_numpy_sees_the_data_and_ufuncs_dispatch_or_refuse():
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    assert np.asarray(x) is x.data  # not an object array
+    y = np.exp(x)  # the differentiable op
+    assert isinstance(y, Tensor) and y.requires_grad
+    z = np.ones(2) + x
+    assert isinstance(z, Tensor) and z.requires_grad
+    with pytest.raises(TypeError, match="numpy's arctan2 .* does not take Tensors"):
+        np.arctan2(x, x)
+
+
+def test_python_conversions_of_one_element_tensors():
+    assert float(Tensor([2.5])) == 2.5 and int(tensor([[3]])) == 3 and bool(tensor([1]))
+    assert abs(Tensor([-2.0])).item() == 2.0
+    with pytest.raises(RuntimeError, match="the truth value of a tensor with 2 elements is ambiguous"):
+        bool(Tensor([1.0, 2.0]))
+    assert Tensor(np.ones((2, 3))).size() == (2, 3) and Tensor(np.ones((2, 3))).size(1) == 3
+    assert Tensor(np.ones((2, 3))).numel() == 6 and Tensor(np.ones((2, 3))).dim() == 2
+    assert Tensor(np.arange(4.0)).tolist() == [0.0, 1.0, 2.0, 3.0]

@@ -149,6 +149,7 @@ from tinygrad_bn.functional import (
 )
 from tinygrad_bn.ops import PRIMITIVES
 from tinygrad_bn.random import Generator, default_generator, initial_seed, manual_seed
+from tinygrad_bn.serialization import load, save
 from tinygrad_bn.tensor import Tensor, get_default_dtype, set_default_dtype, tensor
 
 float32, float64, int64, int32, bool_ = np.float32, np.float64, np.int64, np.int32, np.bool_

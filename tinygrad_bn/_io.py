@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_save_npz", "load_npz_checked"]
+__all__ = ["atomic_save_npz", "atomic_write_bytes", "load_npz_checked", "remove_stale_temp_files"]
 
 
 def _require_parent_dir(path: Path) -> None:
@@ -46,10 +46,39 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Delete temp files of ``path`` left by writers that died (e.g. ``kill -9`` mid-save).
+
+    A temp file names its writer's pid; one whose process no longer exists can
+    never be renamed into place, so it is garbage. Live writers' files are kept.
+    """
+    path = Path(path)
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}.*.tmp") if path.parent.is_dir() else ():
+        pid = candidate.name[len(path.name) + 2:].split(".")[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user's process
+        return True
+    return True
+
+
 def _write_atomically(path: str | os.PathLike, write_to) -> Path:
     """Call ``write_to(file)`` on a temp file next to ``path``, fsync, then rename over ``path``."""
     path = Path(path)
     _require_parent_dir(path)
+    remove_stale_temp_files(path)
     # The temp file lives in the same directory so os.replace is a rename within one
     # filesystem (atomic), and is hidden so a crash leftover does not look like data.
     temp_path = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")

@@ -139,7 +139,7 @@ class Function:
             out = cls.forward(ctx, *inputs, **kwargs)
         except (ValueError, IndexError) as err:
             _raise_with_shapes(cls, inputs, err)
-        if type(out) is not np.ndarray:
+        if type(out) is not np.ndarray or out.dtype.kind == "O":
             out = _checked_output(cls, out)
         if not state.grad_enabled:
             return Tensor._wrap(out, False, None)

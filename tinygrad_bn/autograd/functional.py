@@ -41,7 +41,8 @@ def _as_tuple(op: str, value: Any, arg: str) -> tuple[tuple[Tensor, ...], bool]:
 
 
 def _fresh(inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-    return tuple(x.detach().to(x.dtype if x.dtype.kind == "f" else np.float64).requires_grad_() for x in inputs)
+    return tuple(x.detach().to(x.dtype if x.dtype.kind == "f" else np.float64).requires_grad_()
+                 for x in inputs)
 
 
 def _call(op: str, func: Callable[..., Any], inputs: tuple[Tensor, ...]) -> tuple[tuple[Tensor, ...], bool]:
@@ -85,7 +86,8 @@ def vjp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool
     xs = _fresh(xs)
     outs, out_tuple = _call("vjp", func, xs)
     vs = _check_v("vjp", v, outs, "output")
-    return _out(outs, out_tuple, create_graph), _out(_grads(outs, xs, vs, create_graph), in_tuple, create_graph)
+    grads = _grads(outs, xs, vs, create_graph)
+    return _out(outs, out_tuple, create_graph), _out(grads, in_tuple, create_graph)
 
 
 def jvp(func: Callable[..., Any], inputs: Any, v: Any = None, create_graph: bool = False,

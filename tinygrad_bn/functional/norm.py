@@ -32,7 +32,17 @@ def _check_param(op: str, arg: str, t: Any, shape: tuple[int, ...], dtype: np.dt
     if t.shape != shape:
         raise ValueError(f"{op}: {arg} has shape {t.shape}, expected {shape} (one value per channel)")
     if t.dtype != dtype:
-        raise TypeError(f"{op}: {arg} has dtype {t.dtype} but input has dtype {dtype}; they must match")
+        raise TypeError(
+            f"{op}: {arg} has dtype {t.dtype} but input has dtype {dtype}; they must match. Convert the "
+            f"input (x.to({str(t.dtype)!r})) or the layer (layer.to({str(dtype)!r}) / .float() / .double())"
+        )
+
+
+def check_eps(op: str, eps: Any) -> float:
+    """eps must be a positive, finite number."""
+    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating) or not (0 < eps < np.inf):
+        raise ValueError(f"{op}: eps must be a positive finite number, got {eps!r}")
+    return float(eps)
 
 
 def _check_input(op: str, x: Any, min_ndim: int) -> None:
@@ -66,32 +76,16 @@ def batch_norm(
     given, updates them in place. Otherwise normalises with the running stats.
     `momentum=None` needs `num_batches_tracked` (already counting this batch).
     """
-    op = "batch_norm"
-    check_impl(op, impl)
-    _check_input(op, input, 2)
+    check_batch_norm_args(input, running_mean, running_var, weight, bias, training, eps, impl)
     channels = input.shape[1]
-    for arg, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
-                   ("running_var", running_var)):
-        _check_param(op, arg, t, (channels,), input.dtype)
-    if eps <= 0:
-        raise ValueError(f"{op}: eps must be positive, got {eps}")
-    if (running_mean is None) != (running_var is None):
-        raise ValueError(f"{op}: pass both running_mean and running_var, or neither")
     shape = (1, channels) + (1,) * (input.ndim - 2)
-
     if not training:
-        if running_mean is None:
-            raise ValueError(f"{op}: evaluation mode (training=False) needs running_mean and running_var")
         # Fixed statistics make the layer an affine map: the same ops for both impls.
         inv_std = (running_var.detach() + eps) ** -0.5
         xhat = (input - running_mean.detach().reshape(*shape)) * inv_std.reshape(*shape)
         return _affine(xhat, weight, bias, shape)
-
-    count = input.numel() // channels if channels else 0
-    if count <= 1:
-        raise ValueError(
-            f"{op}: expected more than 1 value per channel when training, got input of shape {input.shape}"
-        )
+    if input.numel() == 0:  # an empty batch: an empty output, running stats untouched (PyTorch 2)
+        return _affine(input, weight, bias, shape)
     stats: dict[str, Any] = {}
     if impl == "fused":
         w = weight if weight is not None else Tensor(np.ones(channels, input.dtype))
@@ -102,6 +96,30 @@ def batch_norm(
     if running_mean is not None:
         _update_running(running_mean, running_var, stats, momentum, num_batches_tracked)
     return out
+
+
+def check_batch_norm_args(
+    input: Any, running_mean: Tensor | None, running_var: Tensor | None, weight: Tensor | None,
+    bias: Tensor | None, training: bool, eps: Any, impl: str,
+) -> None:
+    """Every check batch_norm makes before computing anything (BatchNorm modules call it first)."""
+    op = "batch_norm"
+    check_impl(op, impl)
+    _check_input(op, input, 2)
+    channels = input.shape[1]
+    for arg, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                   ("running_var", running_var)):
+        _check_param(op, arg, t, (channels,), input.dtype)
+    check_eps(op, eps)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: pass both running_mean and running_var, or neither")
+    if not training and running_mean is None:
+        raise ValueError(f"{op}: evaluation mode (training=False) needs running_mean and running_var")
+    count = input.numel() // channels if channels else 0
+    if training and count == 1:
+        raise ValueError(
+            f"{op}: expected more than 1 value per channel when training, got input of shape {input.shape}"
+        )
 
 
 def _batch_norm_composed(
@@ -169,8 +187,7 @@ def layer_norm(
         )
     _check_param(op, "weight", weight, norm_shape, input.dtype)
     _check_param(op, "bias", bias, norm_shape, input.dtype)
-    if eps <= 0:
-        raise ValueError(f"{op}: eps must be positive, got {eps}")
+    eps = check_eps(op, eps)
     k = len(norm_shape)
     if impl == "fused":
         w = weight if weight is not None else Tensor(np.ones(norm_shape, input.dtype))

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.functional.norm import batch_norm, layer_norm
+from tinygrad_bn.functional.norm import batch_norm, check_batch_norm_args, check_eps, layer_norm
 from tinygrad_bn.kernel_registry import check_impl
 from tinygrad_bn.nn.module import Module, Parameter
-from tinygrad_bn.tensor import Tensor
+from tinygrad_bn.tensor import Tensor, get_default_dtype
 
 
 class _BatchNorm(Module):
@@ -31,22 +31,26 @@ class _BatchNorm(Module):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
         impl: str = "fused",
-        dtype: Any = np.float32,
     ):
         super().__init__()
         name = type(self).__name__
-        if not isinstance(num_features, int | np.integer) or num_features <= 0:
+        if isinstance(num_features, bool) or not isinstance(num_features, int | np.integer) \
+                or num_features <= 0:
             raise ValueError(f"{name}: num_features must be a positive int, got {num_features!r}")
-        if eps <= 0:
-            raise ValueError(f"{name}: eps must be positive, got {eps}")
+        eps = check_eps(name, eps)
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
         check_impl(name, impl)
+        dtype = get_default_dtype() if dtype is None else dtype
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats, self.impl = affine, track_running_stats, impl
         self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
-        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype)) if affine and bias else None
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype))
@@ -67,14 +71,21 @@ class _BatchNorm(Module):
                 f"{type(self).__name__}: expected input with {' or '.join(map(str, self.ranks))} dims, "
                 f"got shape {x.shape}"
             )
-        # Without running statistics (they are None then) the layer always normalises
-        # with the batch's own; with them, batch_norm updates them in training.
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+        # PyTorch's rules: batch statistics in training, or whenever there are no running
+        # buffers; the buffers are updated only while training with track_running_stats on
+        # (which can be switched off after construction).
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        update = not self.training or self.track_running_stats
+        running_mean = self.running_mean if update else None
+        running_var = self.running_var if update else None
+        check_batch_norm_args(x, running_mean, running_var, self.weight, self.bias, use_batch_stats,
+                              self.eps, self.impl)
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.data += 1  # counted only for a batch that passed the checks
         return batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias,
-            training=self.training or not self.track_running_stats, momentum=self.momentum,
-            eps=self.eps, impl=self.impl, num_batches_tracked=self.num_batches_tracked,
+            x, running_mean, running_var, self.weight, self.bias, training=use_batch_stats,
+            momentum=self.momentum, eps=self.eps, impl=self.impl,
+            num_batches_tracked=self.num_batches_tracked,
         )
 
     def extra_repr(self) -> str:
@@ -102,20 +113,31 @@ class LayerNorm(Module):
         normalized_shape: int | Sequence[int],
         eps: float = 1e-5,
         elementwise_affine: bool = True,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
         impl: str = "fused",
-        dtype: Any = np.float32,
     ):
         super().__init__()
         check_impl("LayerNorm", impl)
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        if not shape or any(s <= 0 for s in shape):
-            raise ValueError(f"LayerNorm: normalized_shape must be positive sizes, got {normalized_shape!r}")
-        self.normalized_shape, self.eps, self.impl = shape, eps, impl
-        self.weight = Parameter(np.ones(shape, dtype)) if elementwise_affine else None
-        self.bias = Parameter(np.zeros(shape, dtype)) if elementwise_affine else None
+        shape = (normalized_shape,) if isinstance(normalized_shape, int | np.integer) else normalized_shape
+        if (isinstance(shape, str) or not isinstance(shape, Sequence)
+                or not all(isinstance(s, int | np.integer) and not isinstance(s, bool) and s > 0
+                           for s in shape)
+                or not shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be a positive int or a sequence of positive "
+                             f"ints, got {normalized_shape!r}")
+        dtype = get_default_dtype() if dtype is None else dtype
+        self.normalized_shape = tuple(int(s) for s in shape)
+        self.eps, self.impl = check_eps("LayerNorm", eps), impl
+        self.elementwise_affine = elementwise_affine
+        self.weight = Parameter(np.ones(self.normalized_shape, dtype)) if elementwise_affine else None
+        self.bias = Parameter(np.zeros(self.normalized_shape, dtype)) if elementwise_affine and bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         return layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps, self.impl)
 
     def extra_repr(self) -> str:
-        return f"{self.normalized_shape}, eps={self.eps}, impl={self.impl!r}"
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, " \
+               f"impl={self.impl!r}"
