@@ -31,9 +31,9 @@ def register(name: str, fn: type[Function]) -> None:
 
 def unbroadcast(grad: Tensor, shape: Shape) -> Tensor:
     """Sum `grad` back to `shape`: the adjoint of numpy broadcasting is a sum."""
-    if grad.shape == shape:
-        return grad
     gshape = grad._data.shape
+    if gshape == shape:
+        return grad
     extra = len(gshape) - len(shape)
     kept = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
     if not kept:  # only leading axes were added (a bias): one sum, no reshape

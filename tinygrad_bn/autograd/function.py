@@ -9,6 +9,7 @@ written this way.
 
 from __future__ import annotations
 
+import operator
 import os
 import traceback
 import zlib
@@ -42,6 +43,7 @@ class Context:
     _retained: Any = None  # a weakref to the output, after retain_grad()
     _saved: tuple[Tensor, ...] = ()
     _writes = 0  # tensor.WRITES when the tensors were saved
+    _check_always = False  # released, or anomaly checksums to compare: no fast path
     _checksums: tuple[int, ...] | None = None  # anomaly mode: checksums of the saved arrays
     _out: np.ndarray | None = None
 
@@ -62,12 +64,13 @@ class Context:
     @property
     def saved_tensors(self) -> tuple[Tensor, ...]:
         """The saved tensors, after checking that none was changed in place since forward."""
+        if self._writes == WRITES[0] and not self._check_always:  # nothing written since: common case
+            return self._saved
         if self.released:
             raise RuntimeError(released_message(self))
-        if WRITES[0] != self._writes:  # something was written since: was it one of ours?
-            for t in self._saved:
-                if t._version > self._writes:
-                    _raise_modified(self, t, "an in-place op or an assignment to .data")
+        for t in self._saved:
+            if t._version > self._writes:
+                _raise_modified(self, t, "an in-place op or an assignment to .data")
         if self._checksums is not None:
             for t, crc in zip(self._saved, self._checksums):
                 if _checksum(t._data) != crc:
@@ -98,6 +101,7 @@ class Context:
         self._saved = ()
         self._out = None
         self.released = True
+        self._check_always = True
 
     def __repr__(self) -> str:
         return f"<Context {self.fn.name}>"
@@ -134,25 +138,36 @@ class Function:
         state = STATE
         if state.anomaly:
             return _apply_in_anomaly_mode(cls, inputs, kwargs)
-        ctx = Context(cls, inputs)
+        try:
+            needs = tuple(map(_requires_grad, inputs)) if state.grad_enabled else ()
+        except AttributeError:
+            _raise_not_tensors(cls, inputs)
+        record = True in needs
+        # forward rules stash things on ctx; an op that records nothing gets a bare
+        # scratch context (no parents, keeps nothing), which is much cheaper to make.
+        ctx = Context(cls, inputs) if record else object.__new__(_Scratch)
         try:
             out = cls.forward(ctx, *inputs, **kwargs)
         except (ValueError, IndexError) as err:
             _raise_with_shapes(cls, inputs, err)
         if type(out) is not np.ndarray or out.dtype.kind == "O":
             out = _checked_output(cls, out)
-        if not state.grad_enabled:
-            return Tensor._wrap(out, False, None)
-        try:
-            needs = tuple([t._rg for t in inputs])
-        except AttributeError:
-            _raise_not_tensors(cls, inputs)
-        if True not in needs:
+        if not record:
             return Tensor._wrap(out, False, None)
         ctx.needs_input_grad = needs
         ctx.scope = state.scope
         ctx._out = out
         return Tensor._wrap(out, True, ctx)
+
+
+_requires_grad = operator.attrgetter("_rg")
+
+
+class _Scratch(Context):
+    """What forward writes into when nothing is recorded: saving is a no-op."""
+
+    def save_for_backward(self, *tensors: Tensor | np.ndarray) -> None:
+        pass
 
 
 def _apply_in_anomaly_mode(cls: type[Function], inputs: tuple, kwargs: dict) -> Tensor:
@@ -167,6 +182,7 @@ def _apply_in_anomaly_mode(cls: type[Function], inputs: tuple, kwargs: dict) -> 
     ctx = out._ctx
     if ctx is not None:
         ctx._checksums = tuple(_checksum(t._data) for t in ctx._saved)
+        ctx._check_always = True  # saved_tensors must compare the checksums
         ctx.site = _user_site()
     return out
 

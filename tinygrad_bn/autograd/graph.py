@@ -45,7 +45,7 @@ def run_backward(
     grads: dict[Context, Tensor] = {}
     with set_grad_enabled(create_graph):
         ready = _seed_roots(roots, root_grads, pending, grads, sink)
-        step = 0
+        step, trace = 0, STATE.trace and not create_graph
         while ready:
             node = ready.pop()
             g = grads.pop(node, None)
@@ -53,10 +53,15 @@ def run_backward(
                 results: Sequence[Tensor | None] = (None,) * len(node.parents)
             else:
                 step += 1
-                g = _receive(node, g, sink)
+                if node._hooks is not None or node._retained is not None:
+                    g = _node_hooks(node, g)
+                if sink.watches_nodes:
+                    sink.node(node, g)
                 results = _run_node(node, g, retain_graph)
-                if STATE.trace:
-                    _record_trace(node, step, g, results, create_graph)
+                if trace:  # what viewers draw later: three references, no new containers
+                    node._trace_step, node._trace_received, node._trace_sent = step, g, results
+                elif create_graph and STATE.trace:
+                    _record_detached_trace(node, step, g, results)
             _send_to_parents(node, results, grads, pending, ready, sink)
         sink.finish()
     return sink.captured
@@ -73,14 +78,6 @@ def _seed_roots(roots: Sequence[Tensor], root_grads: Sequence[Tensor], pending: 
     return [c for c in dict.fromkeys(r._ctx for r in roots) if c is not None and c not in pending]
 
 
-def _receive(node: Context, g: Tensor, sink: _GradSink) -> Tensor:
-    """A node's whole gradient has arrived: run its hooks, let grad() capture it."""
-    if node._hooks is not None or node._retained is not None:
-        g = _node_hooks(node, g)
-    sink.node(node, g)
-    return g
-
-
 def _send_to_parents(
     node: Context, results: Sequence[Tensor | None], grads: dict[Context, Tensor],
     pending: dict[Context, int], ready: list[Context], sink: _GradSink,
@@ -93,7 +90,8 @@ def _send_to_parents(
                 sink.leaf(parent, pg)
             continue
         if pg is not None:
-            _accumulate(grads, pctx, pg)
+            existing = grads.get(pctx)
+            grads[pctx] = pg if existing is None else existing + pg
         left = pending[pctx] - 1
         pending[pctx] = left
         if left == 0:
@@ -139,19 +137,11 @@ def _run_node(node: Context, g: Tensor, retain_graph: bool) -> list[Tensor | Non
     return checked
 
 
-def _record_trace(
-    node: Context, step: int, g: Tensor, results: list[Tensor | None], create_graph: bool
-) -> None:
-    """Keep what viewers draw after backward: when the node ran, what it received and sent.
-
-    Three references, no new containers: the cycle collector runs as often as
-    without the trace. With create_graph the gradients carry graphs that lead
-    back to this node, so only their arrays are kept, never a reference cycle.
-    """
-    if create_graph:
-        g = g.detach()
-        results = [None if r is None else r.detach() for r in results]
-    node._trace_step, node._trace_received, node._trace_sent = step, g, results
+def _record_detached_trace(node: Context, step: int, g: Tensor, results: list[Tensor | None]) -> None:
+    """The trace of a create_graph backward: only the arrays, since these gradients carry
+    graphs that lead back to this node and keeping them would make a reference cycle."""
+    node._trace_step, node._trace_received = step, g.detach()
+    node._trace_sent = [None if r is None else r.detach() for r in results]
 
 
 class _GradSink:
@@ -164,6 +154,7 @@ class _GradSink:
         for i, t in enumerate(capture or ()):
             if t._ctx is not None:
                 self._node_slots.setdefault(t._ctx, []).append(i)
+        self.watches_nodes = bool(self._node_slots)  # grad() of a non-leaf tensor
         self._only = None if only is None else {id(t) for t in only}
         self._hooked: dict[int, tuple[Tensor, Tensor]] = {}  # leaves with hooks: their total so far
 
@@ -182,9 +173,8 @@ class _GradSink:
 
     def node(self, node: Context, g: Tensor) -> None:
         """A node's total gradient, once all of it has arrived: captured when asked for."""
-        if self._node_slots:
-            for i in self._node_slots.get(node, ()):
-                self.captured[i] = g
+        for i in self._node_slots.get(node, ()):
+            self.captured[i] = g
 
     def finish(self) -> None:
         """Run the leaves' hooks on their total gradients and deliver what they return."""
