@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.compat.cs231n.classifiers import fc_net as _current
-from tinygrad_bn.compat.cs231n.classifiers.fc_net import _FullyConnectedNetBase
+from tinygrad_bn.compat.cs231n.classifiers.fc_net import TwoLayerNet, _FullyConnectedNetBase
+from tinygrad_bn.compat.cs231n_2017 import layer_utils as _layer_utils
 from tinygrad_bn.compat.cs231n_2017.layer_utils import *
 
-__all__ = list(_current.__all__)
+__all__ = ["TwoLayerNet", "FullyConnectedNet", *_layer_utils.__all__]
 
 
 class FullyConnectedNet(_FullyConnectedNetBase):

@@ -130,7 +130,7 @@ class LayeredNet:
 
     def accuracy(self, x: np.ndarray, t: np.ndarray) -> float:
         """Fraction of x classified as t (labels or one-hot), in test mode."""
-        y = np.argmax(self.predict(x, train_flg=False), axis=1)
+        y = np.argmax(LayeredNet.predict(self, x, train_flg=False), axis=1)
         t = np.asarray(t)
         if t.ndim != 1:
             t = np.argmax(t, axis=1)
@@ -158,7 +158,7 @@ class LayeredNet:
     def numerical_gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
         """Central-difference gradients (h = 1e-4) of loss(x, t, train_flg=True), like the book."""
         def loss_w(_: np.ndarray) -> Any:
-            return self.loss(x, t, train_flg=True)
+            return LayeredNet.loss(self, x, t, train_flg=True)
 
         return {key: numerical_gradient(loss_w, self.params[key]) for key, _, _ in self._param_layers()}
 
