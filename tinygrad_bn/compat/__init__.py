@@ -36,6 +36,20 @@ def _float_array(op: str, name: str, value: Any) -> np.ndarray:
     raise TypeError(f"{op}: {name} must be a float32 or float64 array, got dtype {array.dtype}")
 
 
+def _cast(t: Tensor, dtype: Any) -> Tensor:
+    """t in float dtype `dtype` (differentiable; t itself if it already is).
+
+    The one place compat converts a Tensor's dtype, so that it works with the
+    numpy-style Tensor (``astype``) and the PyTorch-style one (``double``/``float``).
+    """
+    dtype = np.dtype(dtype)
+    if t.dtype == dtype:
+        return t
+    if hasattr(t, "astype"):
+        return t.astype(dtype)
+    return t.double() if dtype == np.float64 else t.float()
+
+
 def _leaf(op: str, name: str, value: Any, copy: bool = True) -> Tensor:
     """A leaf Tensor that requires grad, holding a copy of `value` unless copy=False.
 
@@ -88,7 +102,7 @@ def _batch_norm_train(x: Tensor, gamma: Tensor, beta: Tensor, eps: float, impl: 
     textbooks compute it (the centred input is 0, so the output is beta), so that
     case is composed here from primitives.
     """
-    count = x.size // x.shape[1] if x.shape[1] else 0
+    count = x.data.size // x.shape[1] if x.shape[1] else 0
     if count > 1:
         return F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps, impl=impl)
     shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)

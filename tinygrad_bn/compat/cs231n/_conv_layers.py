@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.compat import _leaf
+from tinygrad_bn.compat import _cast, _leaf
 from tinygrad_bn.compat._conv import conv2d, max_pool2d
 from tinygrad_bn.compat.cs231n._cache import GraphCache, graph_backward
 
@@ -45,7 +45,7 @@ def conv_forward(
     pad = _int_param(op, conv_param, "conv_param", "pad", 0)
     x_t, w_t, b_t = _leaf(op, "x", x), _leaf(op, "w", w), _leaf(op, "b", b)
     dtype = np.result_type(x_t.dtype, w_t.dtype, b_t.dtype)
-    out = conv2d(x_t.astype(dtype), w_t.astype(dtype), b_t.astype(dtype), stride, pad)
+    out = conv2d(_cast(x_t, dtype), _cast(w_t, dtype), _cast(b_t, dtype), stride, pad)
     return out.data, GraphCache("conv", (x_t, w_t, b_t), {"default": out})
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn import functional as F
-from tinygrad_bn.compat import _backprop, _batch_norm_train, _labels, _leaf
+from tinygrad_bn.compat import _backprop, _batch_norm_train, _cast, _labels, _leaf
 from tinygrad_bn.compat.cs231n._cache import GraphCache, graph_backward, param_mode
 from tinygrad_bn.compat.cs231n._conv_layers import (
     conv_backward_naive,
@@ -129,7 +129,7 @@ def _batchnorm(
         arrays += [bn_param["running_mean"], bn_param["running_var"]]
     # Mixed float32/float64 arguments compute in the wider dtype, as numpy code would.
     dtype = np.result_type(*(a.dtype for a in arrays))
-    xw, gamma, beta = x.astype(dtype), gamma.astype(dtype), beta.astype(dtype)
+    xw, gamma, beta = _cast(x, dtype), _cast(gamma, dtype), _cast(beta, dtype)
     if mode == "train":
         outs = [_batch_norm_train(xw, gamma, beta, eps, impl) for impl in impls]
         axes = (0,) + tuple(range(2, x.ndim))
@@ -156,7 +156,7 @@ def _layernorm(op: str, x: Tensor, gamma: Tensor, beta: Tensor, ln_param: Any, i
     if not (isinstance(eps, int | float | np.floating) and eps > 0):
         raise ValueError(f"{op}: ln_param['eps'] must be a positive number, got {eps!r}")
     dtype = np.result_type(x.dtype, gamma.dtype, beta.dtype)
-    x, gamma, beta = x.astype(dtype), gamma.astype(dtype), beta.astype(dtype)
+    x, gamma, beta = _cast(x, dtype), _cast(gamma, dtype), _cast(beta, dtype)
     return F.layer_norm(x, (x.shape[1],), gamma, beta, eps=float(eps), impl=impl)
 
 
@@ -311,13 +311,13 @@ def spatial_groupnorm_forward(
     if not (isinstance(eps, int | float | np.floating) and eps > 0):
         raise ValueError(f"{op}: gn_param['eps'] must be a positive number, got {eps!r}")
     dtype = np.result_type(x_t.dtype, g_t.dtype, b_t.dtype)
-    groups = x_t.astype(dtype).reshape(n, G, -1)
+    groups = _cast(x_t, dtype).reshape(n, G, -1)
     count = groups.shape[2]
     # Composed from primitives, biased variance, as layer norm over each group.
     centred = groups - groups.sum(axis=2, keepdims=True) * (1.0 / count)
     var = (centred * centred).sum(axis=2, keepdims=True) * (1.0 / count)
     xhat = (centred * (var + float(eps)) ** -0.5).reshape(n, c, h, w)
-    out = xhat * g_t.astype(dtype) + b_t.astype(dtype)
+    out = xhat * _cast(g_t, dtype) + _cast(b_t, dtype)
     return out.data, GraphCache("spatial_groupnorm", (x_t, g_t, b_t), {"default": out})
 
 

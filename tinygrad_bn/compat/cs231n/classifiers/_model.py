@@ -15,7 +15,7 @@ import numpy as np
 
 from tinygrad_bn import functional as F
 from tinygrad_bn.autograd import grad, no_grad
-from tinygrad_bn.compat import _float_array, _labels
+from tinygrad_bn.compat import _cast, _float_array, _labels
 from tinygrad_bn.tensor import Tensor
 
 Forward = Callable[[Tensor, dict[str, Tensor]], Tensor]
@@ -46,7 +46,7 @@ def classifier_loss(
             leaves = {k: Tensor(np.asarray(v).astype(dtype, copy=False)) for k, v in params.items()}
             return forward(Tensor(X.astype(dtype, copy=False)), leaves).data
     leaves = {k: Tensor(np.asarray(v), requires_grad=True, name=k) for k, v in params.items()}
-    cast = {k: t.astype(dtype) if t.dtype != dtype else t for k, t in leaves.items()}
+    cast = {k: _cast(t, dtype) for k, t in leaves.items()}
     scores = forward(Tensor(X.astype(dtype, copy=False)), cast)
     labels = _labels(op, y, X.shape[0], scores.shape[1])
     loss = F.cross_entropy(scores, labels)

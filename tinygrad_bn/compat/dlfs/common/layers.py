@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn import functional as F
-from tinygrad_bn.compat import _backprop, _batch_norm_train, _leaf
+from tinygrad_bn.compat import _backprop, _batch_norm_train, _cast, _leaf
 from tinygrad_bn.compat._conv import conv2d, max_pool2d
 from tinygrad_bn.compat.dlfs.common import functions as _functions
 from tinygrad_bn.compat.dlfs.common.functions import *
@@ -199,7 +199,7 @@ class BatchNormalization(_Layer):
         # Mixed dtypes compute in the widest one, as the book's numpy code does.
         dtype = np.result_type(flat.dtype, gamma.dtype, beta.dtype,
                                *([] if train_flg else [r.dtype for r in running]))
-        xw, gamma, beta = flat.astype(dtype), gamma.astype(dtype), beta.astype(dtype)
+        xw, gamma, beta = _cast(flat, dtype), _cast(gamma, dtype), _cast(beta, dtype)
         if train_flg:
             out = _batch_norm_train(xw, gamma, beta, BN_EPS, self.impl)
             mu = flat.data.mean(axis=0)
@@ -286,7 +286,7 @@ class Convolution(_Layer):
         W, b = self._param_leaves()
         self.x = x.data
         dtype = np.result_type(x.dtype, W.dtype, b.dtype)
-        return conv2d(x.astype(dtype), W.astype(dtype), b.astype(dtype), self.stride, self.pad)
+        return conv2d(_cast(x, dtype), _cast(W, dtype), _cast(b, dtype), self.stride, self.pad)
 
     def forward(self, x: np.ndarray) -> np.ndarray:  # type: ignore[override]
         """The convolution of x (N, C, H, W) with W, plus b."""
