@@ -141,7 +141,8 @@ def test_fast_layers_equal_the_naive_ones_and_share_caches():
         np.testing.assert_array_equal(a, c)
     out_im2col, cache_im2col = conv_forward_im2col(x, w, b, conv_param)
     np.testing.assert_array_equal(out_im2col, out)
-    np.testing.assert_array_equal(conv_backward_im2col(dout, cache_im2col)[0], conv_backward_fast(dout, cache)[0])
+    np.testing.assert_array_equal(conv_backward_im2col(dout, cache_im2col)[0],
+                                  conv_backward_fast(dout, cache)[0])
     pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
     x = np.random.randn(2, 3, 6, 6)
     fast, cache = max_pool_forward_fast(x, pool_param)
@@ -219,7 +220,8 @@ def test_spatial_groupnorm_matches_the_formula_and_numerical_gradients():
     np.testing.assert_allclose(out, ref_groupnorm(x, gamma, beta, 2), rtol=1e-10, atol=1e-10)
     dx, dgamma, dbeta = spatial_groupnorm_backward(dout, cache)
     assert dgamma.shape == dbeta.shape == (1, 6, 1, 1)
-    num = eval_numerical_gradient_array(lambda v: spatial_groupnorm_forward(v, gamma, beta, 2, {})[0], x, dout)
+    f = lambda v: spatial_groupnorm_forward(v, gamma, beta, 2, {})[0]  # noqa: E731
+    num = eval_numerical_gradient_array(f, x, dout)
     assert rel_error(dx, num) < 1e-6
     np.testing.assert_allclose(dbeta, dout.sum(axis=(0, 2, 3), keepdims=True), rtol=SAME_FORMULA)
     with pytest.raises(ValueError, match="G must be a positive int dividing C=6"):

@@ -83,7 +83,8 @@ def test_the_old_fc_net_path_is_the_classifiers_module():
 
 def test_the_2017_modules_use_the_2017_dropout_everywhere_it_is_star_exported():
     for module in ("layers", "layer_utils", "classifiers.fc_net", "classifiers.cnn"):
-        assert star_import(f"tinygrad_bn.compat.cs231n_2017.{module}")["dropout_forward"] is dropout_forward_2017
+        old = star_import(f"tinygrad_bn.compat.cs231n_2017.{module}")
+        assert old["dropout_forward"] is dropout_forward_2017
         assert star_import(f"tinygrad_bn.compat.cs231n.{module}")["dropout_forward"] is dropout_forward
     # Everything else is shared.
     old, new = (importlib.import_module(f"tinygrad_bn.compat.{r}.layers") for r in ("cs231n_2017", "cs231n"))

@@ -22,7 +22,13 @@ from tinygrad_bn.compat.dlfs.common.gradient import numerical_gradient, numerica
 from tinygrad_bn.compat.dlfs.common.layers import BatchNormalization, Convolution, Pooling
 from tinygrad_bn.compat.dlfs.common.multi_layer_net import MultiLayerNet
 from tinygrad_bn.compat.dlfs.common.trainer import Trainer
-from tinygrad_bn.compat.dlfs.common.util import col2im, conv_output_size, im2col, shuffle_dataset, smooth_curve
+from tinygrad_bn.compat.dlfs.common.util import (
+    col2im,
+    conv_output_size,
+    im2col,
+    shuffle_dataset,
+    smooth_curve,
+)
 from tinygrad_bn.compat.dlfs.simple_convnet import SimpleConvNet
 from tinygrad_bn.data import ForbiddenGlobalError
 
@@ -128,15 +134,16 @@ def test_convolution_and_pooling_layers_follow_im2col_and_differentiate():
     x, W, b = rng.normal(size=(2, 2, 5, 5)), rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3)
     conv = Convolution(W, b, stride=1, pad=1)
     out = conv.forward(x)
-    expected = (im2col(x, 3, 3, 1, 1) @ W.reshape(3, -1).T + b).reshape(2, 5, 5, 3).transpose(0, 3, 1, 2)
+    expected = im2col(x, 3, 3, 1, 1) @ W.reshape(3, -1).T + b
+    expected = expected.reshape(2, 5, 5, 3).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
     dout = rng.normal(size=out.shape)
     dx = conv.backward(dout)
     np.testing.assert_allclose(conv.db, dout.sum(axis=(0, 2, 3)), rtol=1e-12)
     num = numerical_gradient(lambda _: np.sum(Convolution(W, b, 1, 1).forward(x) * dout), W)
     np.testing.assert_allclose(conv.dW, num, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(dx, numerical_gradient(lambda v: np.sum(Convolution(W, b, 1, 1).forward(v) * dout),
-                                                      x.copy()), rtol=1e-6, atol=1e-8)
+    num_x = numerical_gradient(lambda v: np.sum(Convolution(W, b, 1, 1).forward(v) * dout), x.copy())
+    np.testing.assert_allclose(dx, num_x, rtol=1e-6, atol=1e-8)
     pool = Pooling(2, 2, stride=2)
     pooled = pool.forward(x[:, :, :4, :4])
     np.testing.assert_array_equal(pooled, x[:, :, :4, :4].reshape(2, 2, 2, 2, 2, 2).max(axis=(3, 5)))
@@ -197,8 +204,9 @@ def test_trainer_runs_the_books_loop_and_prints_its_lines(capsys):
 
 def test_simple_convnet_gradient_and_the_books_parameter_file(tmp_path):
     np.random.seed(2)
-    net = SimpleConvNet(input_dim=(1, 6, 6), conv_param={"filter_num": 2, "filter_size": 3, "pad": 0, "stride": 1},
-                        hidden_size=4, output_size=3, weight_init_std=0.3)
+    conv_param = {"filter_num": 2, "filter_size": 3, "pad": 0, "stride": 1}
+    net = SimpleConvNet(input_dim=(1, 6, 6), conv_param=conv_param, hidden_size=4, output_size=3,
+                        weight_init_std=0.3)
     np.random.seed(2)
     assert np.array_equal(net.params["W1"], 0.3 * np.random.randn(2, 1, 3, 3))
     assert net.params["W2"].shape == (2 * 2 * 2, 4)
@@ -209,8 +217,7 @@ def test_simple_convnet_gradient_and_the_books_parameter_file(tmp_path):
     assert net.accuracy(x, t.ravel(), batch_size=2) in (0, 1 / 3, 2 / 3)  # only whole batches count
     path = tmp_path / "params.pkl"
     net.save_params(path)
-    other = SimpleConvNet(input_dim=(1, 6, 6), conv_param={"filter_num": 2, "filter_size": 3, "pad": 0,
-                                                           "stride": 1}, hidden_size=4, output_size=3)
+    other = SimpleConvNet(input_dim=(1, 6, 6), conv_param=conv_param, hidden_size=4, output_size=3)
     other.load_params(path)
     for key in net.params:
         np.testing.assert_array_equal(other.params[key], net.params[key])
