@@ -196,7 +196,8 @@ def test_trainer_runs_the_books_loop_and_prints_its_lines(capsys):
     assert trainer.max_iter == 9 and len(trainer.train_loss_list) == 9
     # Accuracy at iterations 0, 3 and 6 (multiples of the 3 iterations per epoch).
     assert len(trainer.train_acc_list) == 3 and out[1].startswith("=== epoch:1, train acc:")
-    assert out[0].startswith("train loss:") and out[-2] == "=============== Final Test Accuracy ==============="
+    assert out[0].startswith("train loss:")
+    assert out[-2] == "=============== Final Test Accuracy ==============="
     assert out[-1] == f"test acc:{net.accuracy(x[:10], t[:10])}"
     with pytest.raises(ValueError, match="optimizer must be one of"):
         Trainer(net, x, t, x, t, optimizer="lbfgs")
