@@ -52,8 +52,9 @@ def classifier_loss(
     loss = F.cross_entropy(scores, labels)
     if reg:
         for key in weight_keys:
-            w = cast[key]
-            loss = loss + 0.5 * reg * (w * w).sum()
+            # In each weight's own dtype, then widened: numpy sums a float32 W in float32.
+            w = leaves[key]
+            loss = loss + _cast((w * w).sum(), loss.dtype) * (0.5 * reg)
     names = list(leaves)
     grads = grad(loss, [leaves[k] for k in names], allow_unused=True)
     return float(loss.item()), {
