@@ -74,6 +74,7 @@ def test_every_course_module_star_exports_what_the_course_file_does(root, module
     assert not missing, f"{root}.{module} lacks {sorted(missing)}"
     for name in COURSE_MODULES[module]:
         assert callable(namespace[name]), name
+    assert namespace["np"] is np  # the course's files have no __all__: np comes along
 
 
 def test_the_old_fc_net_path_is_the_classifiers_module():

@@ -57,6 +57,9 @@ def test_every_book_module_star_exports_what_the_books_file_does(module):
     namespace = {}
     exec(f"from tinygrad_bn.compat.dlfs.{module} import *", namespace)
     assert not BOOK_MODULES[module] - set(namespace), sorted(BOOK_MODULES[module] - set(namespace))
+    # The book's files have no __all__, so their star-imports bring numpy along as np, and
+    # ch06/optimizer_compare_mnist.py relies on it.
+    assert namespace["np"] is np
     flat = {}
     exec("from tinygrad_bn.compat.dlfs import *", flat)
     assert not BOOK_MODULES[module] - set(flat)

@@ -23,7 +23,7 @@ import numpy as np
 
 from tinygrad_bn.data import DataNotFoundError, load_cifar10, load_mnist5k, read_cifar10_batch
 
-__all__ = [
+__all__ = ["np",
     "get_CIFAR10_data", "get_digits_as_CIFAR10_data", "get_mnist5k_data", "load_CIFAR_batch",
     "load_CIFAR10", "StandInData", "STAND_IN_IMPORT",
 ]

@@ -29,7 +29,7 @@ from tinygrad_bn.compat.cs231n._conv_layers import (
     max_pool_forward,
 )
 
-__all__ = [
+__all__ = ["np",
     "conv_forward_fast", "conv_backward_fast", "conv_forward_im2col", "conv_backward_im2col",
     "conv_forward_strides", "conv_backward_strides",
     "max_pool_forward_fast", "max_pool_backward_fast", "max_pool_forward_reshape",

@@ -19,7 +19,7 @@ import numpy as np
 
 from tinygrad_bn.gradcheck import rel_error as _rel_error
 
-__all__ = [
+__all__ = ["np",
     "eval_numerical_gradient", "eval_numerical_gradient_array", "eval_numerical_gradient_blobs",
     "eval_numerical_gradient_net", "grad_check_sparse", "rel_error",
 ]

@@ -17,7 +17,7 @@ from tinygrad_bn.compat.cs231n import layers as _layers
 from tinygrad_bn.compat.cs231n.fast_layers import *
 from tinygrad_bn.compat.cs231n.layers import *
 
-__all__ = [
+__all__ = ["np",
     "affine_relu_forward", "affine_relu_backward", "conv_relu_forward", "conv_relu_backward",
     "conv_bn_relu_forward", "conv_bn_relu_backward", "conv_relu_pool_forward", "conv_relu_pool_backward",
     *_layers.__all__, *_fast_layers.__all__,

@@ -37,7 +37,7 @@ from tinygrad_bn.compat.cs231n._conv_layers import (
 )
 from tinygrad_bn.tensor import Tensor
 
-__all__ = [
+__all__ = ["np",
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
     "spatial_batchnorm_forward", "spatial_batchnorm_backward",

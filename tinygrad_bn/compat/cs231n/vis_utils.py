@@ -10,7 +10,7 @@ from math import ceil, sqrt
 
 import numpy as np
 
-__all__ = ["visualize_grid", "vis_grid", "vis_nn"]
+__all__ = ["np", "visualize_grid", "vis_grid", "vis_nn"]
 
 
 def _images(op: str, Xs: np.ndarray) -> tuple[int, int, int, int]:

@@ -28,7 +28,7 @@ from tinygrad_bn.compat.dlfs.common.layers import Affine, Convolution, Pooling, 
 from tinygrad_bn.data.safe_pickle import load_restricted_pickle
 from tinygrad_bn.tensor import Tensor
 
-__all__ = ["SimpleConvNet"]
+__all__ = ["np", "SimpleConvNet"]
 
 PARAM_LAYERS = (("W1", "b1", "Conv1"), ("W2", "b2", "Affine1"), ("W3", "b3", "Affine2"))
 

@@ -22,7 +22,7 @@ from tinygrad_bn.compat.cs231n.layer_utils import *
 from tinygrad_bn.compat.cs231n.layers import _affine
 from tinygrad_bn.tensor import Tensor
 
-__all__ = ["ThreeLayerConvNet", *_layer_utils.__all__]
+__all__ = ["np", "ThreeLayerConvNet", *_layer_utils.__all__]
 
 
 class ThreeLayerConvNet:

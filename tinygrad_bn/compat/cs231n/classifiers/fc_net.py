@@ -31,7 +31,7 @@ from tinygrad_bn.compat.cs231n.layer_utils import *
 from tinygrad_bn.compat.cs231n.layers import _affine, _batchnorm, _dropout, _layernorm
 from tinygrad_bn.tensor import Tensor
 
-__all__ = ["TwoLayerNet", "FullyConnectedNet", *_layer_utils.__all__]
+__all__ = ["np", "TwoLayerNet", "FullyConnectedNet", *_layer_utils.__all__]
 
 NORMALIZATIONS = ("batchnorm", "layernorm", None)
 IMPLS = ("composed", "fused")

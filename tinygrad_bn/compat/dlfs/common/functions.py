@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = [
+__all__ = ["np",
     "identity_function", "step_function", "sigmoid", "sigmoid_grad", "relu", "relu_grad", "softmax",
     "sum_squared_error", "cross_entropy_error", "softmax_loss",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["numerical_gradient", "numerical_gradient_2d"]
+__all__ = ["np", "numerical_gradient", "numerical_gradient_2d"]
 
 H = 1e-4  # the book's step
 

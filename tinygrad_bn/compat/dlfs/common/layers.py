@@ -33,7 +33,7 @@ from tinygrad_bn.compat.dlfs.common.functions import CE_DELTA
 from tinygrad_bn.compat.dlfs.common.util import col2im, im2col
 from tinygrad_bn.tensor import Tensor
 
-__all__ = [
+__all__ = ["np",
     "Relu", "Sigmoid", "Affine", "SoftmaxWithLoss", "Dropout", "BatchNormalization", "Convolution",
     "Pooling", "im2col", "col2im", *_functions.__all__,
 ]

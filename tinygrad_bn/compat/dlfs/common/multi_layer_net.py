@@ -15,7 +15,7 @@ from tinygrad_bn.compat.dlfs.common._net import LayeredNet
 from tinygrad_bn.compat.dlfs.common.gradient import numerical_gradient
 from tinygrad_bn.compat.dlfs.common.layers import *
 
-__all__ = ["MultiLayerNet", "numerical_gradient", *_layers.__all__]
+__all__ = ["np", "MultiLayerNet", "numerical_gradient", *_layers.__all__]
 
 
 class MultiLayerNet(LayeredNet):

@@ -6,12 +6,15 @@ Like the book's file, this module also exports `common.layers` (and with it
 
 from __future__ import annotations
 
+import numpy as np
+
 from tinygrad_bn.compat.dlfs.common import layers as _layers
 from tinygrad_bn.compat.dlfs.common._net import LayeredNet
 from tinygrad_bn.compat.dlfs.common.gradient import numerical_gradient
 from tinygrad_bn.compat.dlfs.common.layers import *
 
-__all__ = ["MultiLayerNetExtend", "numerical_gradient", *_layers.__all__]
+# np too: the book's scripts use the numpy that this star-import brings along.
+__all__ = ["np", "MultiLayerNetExtend", "numerical_gradient", *_layers.__all__]
 
 
 class MultiLayerNetExtend(LayeredNet):

@@ -17,7 +17,7 @@ import numpy as np
 from tinygrad_bn.compat.dlfs.common import optimizer as _optimizer
 from tinygrad_bn.compat.dlfs.common.optimizer import *
 
-__all__ = ["Trainer", *_optimizer.__all__]
+__all__ = ["np", "Trainer", *_optimizer.__all__]
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
               "rmsprop": RMSprop, "adam": Adam}

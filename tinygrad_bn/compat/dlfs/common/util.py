@@ -12,7 +12,7 @@ import numpy as np
 
 from tinygrad_bn.compat._conv import col2im_array, im2col_array
 
-__all__ = ["smooth_curve", "shuffle_dataset", "conv_output_size", "im2col", "col2im"]
+__all__ = ["np", "smooth_curve", "shuffle_dataset", "conv_output_size", "im2col", "col2im"]
 
 SMOOTH_WINDOW = 11  # the book's Kaiser window length and beta
 SMOOTH_BETA = 2

@@ -14,7 +14,7 @@ import numpy as np
 from tinygrad_bn.data import DataNotFoundError, download_mnist, load_mnist5k
 from tinygrad_bn.data import load_mnist as _load_full_mnist
 
-__all__ = ["load_mnist", "download_mnist", "init_mnist"]
+__all__ = ["np", "load_mnist", "download_mnist", "init_mnist"]
 
 
 def init_mnist(data_dir: str | None = None) -> None:
