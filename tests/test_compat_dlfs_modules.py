@@ -147,6 +147,8 @@ def test_convolution_and_pooling_layers_follow_im2col_and_differentiate():
     np.testing.assert_allclose(conv.dW, num, rtol=1e-6, atol=1e-8)
     num_x = numerical_gradient(lambda v: np.sum(Convolution(W, b, 1, 1).forward(v) * dout), x.copy())
     np.testing.assert_allclose(dx, num_x, rtol=1e-6, atol=1e-8)
+    # A scalar bias broadcasts over the filters, as the book's numpy addition does (ch07/apply_filter.py).
+    np.testing.assert_allclose(Convolution(W, 0.5, 1, 1).forward(x) - 0.5, out - b[:, None, None], atol=1e-12)
     pool = Pooling(2, 2, stride=2)
     pooled = pool.forward(x[:, :, :4, :4])
     np.testing.assert_array_equal(pooled, x[:, :, :4, :4].reshape(2, 2, 2, 2, 2, 2).max(axis=(3, 5)))

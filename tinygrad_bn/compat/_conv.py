@@ -90,7 +90,7 @@ def _check_images(op: str, x: Tensor, name: str = "x") -> None:
 
 
 def conv2d(x: Tensor, w: Tensor, b: Tensor | None, stride: int = 1, pad: int = 0) -> Tensor:
-    """Cross-correlation of x (N, C, H, W) with filters w (F, C, HH, WW), plus bias b (F,)."""
+    """Cross-correlation of x (N, C, H, W) with filters w (F, C, HH, WW), plus bias b (F,) or ()."""
     op = "conv2d"
     _check_images(op, x)
     _check_images(op, w, "w")
@@ -99,14 +99,17 @@ def conv2d(x: Tensor, w: Tensor, b: Tensor | None, stride: int = 1, pad: int = 0
             f"{op}: w of shape {w.shape} expects {w.shape[1]} input channels, x of shape {x.shape} "
             f"has {x.shape[1]}"
         )
-    if b is not None and b.shape != (w.shape[0],):
-        raise ValueError(f"{op}: b has shape {b.shape}, expected ({w.shape[0]},) for w of shape {w.shape}")
+    if b is not None and b.shape not in ((w.shape[0],), ()):
+        raise ValueError(
+            f"{op}: b has shape {b.shape}, expected ({w.shape[0]},) (or one scalar for every filter) "
+            f"for w of shape {w.shape}"
+        )
     f, _, kh, kw = w.shape
     n = x.shape[0]
     cols, oh, ow = _windows(x, kh, kw, stride, pad)
     out = w.reshape(f, -1) @ cols  # (F, K) @ (N, K, L) -> (N, F, L)
-    if b is not None:
-        out = out + b.reshape(1, f, 1)
+    if b is not None:  # a scalar b (the book's apply_filter passes 0) broadcasts as numpy would
+        out = out + (b.reshape(1, f, 1) if b.ndim else b)
     return out.reshape(n, f, oh, ow)
 
 
