@@ -448,7 +448,8 @@ def test_fully_connected_net_prints_the_notebooks_initial_losses():
 def test_fully_connected_net_with_seeded_dropout_matches_reference():
     np.random.seed(3)
     X, y = np.random.randn(4, 6), np.random.randint(3, size=4)
-    model = FullyConnectedNet([5, 5], input_dim=6, num_classes=3, dropout=0.25, dtype=np.float64, seed=9)
+    model = FullyConnectedNet([5, 5], input_dim=6, num_classes=3, dropout_keep_ratio=0.75, dtype=np.float64,
+                              seed=9)
     loss, _ = model.loss(X, y)
     expected, _ = ref_softmax_loss(ref_scores(model.params, X, 3, keep=0.75, seed=9), y)
     assert abs(loss - expected) <= SAME_FORMULA * expected

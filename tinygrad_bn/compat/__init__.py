@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_bn import functional as F
 from tinygrad_bn.autograd import grad
 from tinygrad_bn.tensor import Tensor
 
@@ -33,6 +34,11 @@ def _float_array(op: str, name: str, value: Any) -> np.ndarray:
     if array.dtype.kind in "biu":
         return array.astype(np.float64)
     raise TypeError(f"{op}: {name} must be a float32 or float64 array, got dtype {array.dtype}")
+
+
+def _cast(t: Tensor, dtype: Any) -> Tensor:
+    """t in float dtype `dtype` (differentiable; t itself if it already is)."""
+    return t.to(np.dtype(dtype))
 
 
 def _leaf(op: str, name: str, value: Any, copy: bool = True) -> Tensor:
@@ -78,3 +84,19 @@ def _backprop(op: str, output: Tensor, inputs: Sequence[Tensor], dout: Any) -> t
         np.zeros_like(x.data) if g is None else np.array(g.data, copy=True)
         for g, x in zip(grads, inputs)
     )
+
+
+def _batch_norm_train(x: Tensor, gamma: Tensor, beta: Tensor, eps: float, impl: str) -> Tensor:
+    """Training-mode batch norm of x over every axis but 1 (biased variance), no running update.
+
+    functional.batch_norm follows PyTorch and refuses one value per channel; the
+    textbooks compute it (the centred input is 0, so the output is beta), so that
+    case is composed here from primitives.
+    """
+    count = x.data.size // x.shape[1] if x.shape[1] else 0
+    if count > 1:
+        return F.batch_norm(x, None, None, gamma, beta, training=True, eps=eps, impl=impl)
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    centred = x - x  # the mean of one value is that value
+    xhat = centred * (centred * centred + eps) ** -0.5
+    return xhat * gamma.reshape(*shape) + beta.reshape(*shape)

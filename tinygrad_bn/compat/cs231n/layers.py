@@ -27,60 +27,29 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn import functional as F
-from tinygrad_bn.compat import _backprop, _labels, _leaf
+from tinygrad_bn.compat import _backprop, _batch_norm_train, _cast, _labels, _leaf
+from tinygrad_bn.compat.cs231n._cache import GraphCache, graph_backward, param_mode
+from tinygrad_bn.compat.cs231n._conv_layers import (
+    conv_backward_naive,
+    conv_forward_naive,
+    max_pool_backward_naive,
+    max_pool_forward_naive,
+)
 from tinygrad_bn.tensor import Tensor
 
-__all__ = [
+__all__ = ["np",
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
     "spatial_batchnorm_forward", "spatial_batchnorm_backward",
+    "spatial_groupnorm_forward", "spatial_groupnorm_backward",
     "layernorm_forward", "layernorm_backward", "dropout_forward", "dropout_backward",
+    "conv_forward_naive", "conv_backward_naive", "max_pool_forward_naive", "max_pool_backward_naive",
     "softmax_loss", "svm_loss",
 ]
 
 BN_EPS = 1e-5  # the course's default bn_param['eps']
 BN_MOMENTUM = 0.9  # the course's default bn_param['momentum']: the fraction of the old value kept
 LN_EPS = 1e-5  # the course's default ln_param['eps']
-MODES = ("train", "test")
-
-
-class _GraphCache:
-    """A forward pass's retained graph: its leaf inputs and its output per implementation."""
-
-    __slots__ = ("kind", "inputs", "outputs")
-
-    def __init__(self, kind: str, inputs: Sequence[Tensor], outputs: dict[str, Tensor]):
-        self.kind, self.inputs, self.outputs = kind, tuple(inputs), outputs
-
-    def __repr__(self) -> str:
-        shapes = ", ".join(str(t.shape) for t in self.inputs)
-        return f"<{self.kind} cache: retained graph over inputs {shapes}>"
-
-
-def _backward(op: str, dout: Any, cache: Any, kind: str, impl: str = "default") -> tuple:
-    """Backpropagate `dout` through the `impl` graph of a cache made by `<kind>_forward`."""
-    if not isinstance(cache, _GraphCache):
-        raise TypeError(
-            f"{op}: cache must be the cache returned by {kind}_forward, got {type(cache).__name__}"
-        )
-    if cache.kind != kind:
-        raise ValueError(f"{op}: got the cache of {cache.kind}_forward, expected one from {kind}_forward")
-    return _backprop(op, cache.outputs[impl], cache.inputs, dout)
-
-
-def _mode(op: str, param_name: str, param: Any) -> str:
-    """param['mode'], checked: the dict must exist, hold 'mode', and the mode be train/test."""
-    if not isinstance(param, dict):
-        raise TypeError(
-            f"{op}: {param_name} must be a dict such as {{'mode': 'train'}}, got {type(param).__name__}"
-        )
-    if "mode" not in param:
-        raise ValueError(
-            f"{op}: {param_name} has no 'mode' key; expected 'train' or 'test', e.g. {{'mode': 'train'}}"
-        )
-    if param["mode"] not in MODES:
-        raise ValueError(f"{op}: invalid {param_name} mode {param['mode']!r}; expected 'train' or 'test'")
-    return param["mode"]
 
 
 def _check_params(op: str, x: Tensor, expected_ndim: int, layout: str, **params: Tensor) -> None:
@@ -152,7 +121,7 @@ def _batchnorm(
     running ones (test); the running update is done here in numpy, because the
     course's convention (momentum kept, biased variance) is not PyTorch's.
     """
-    mode = _mode(op, "bn_param", bn_param)
+    mode = param_mode(op, "bn_param", bn_param)
     eps, momentum = _bn_settings(op, bn_param)
     _running_stats(op, bn_param, x.shape[1], x.dtype)
     arrays = [x, gamma, beta]
@@ -160,10 +129,9 @@ def _batchnorm(
         arrays += [bn_param["running_mean"], bn_param["running_var"]]
     # Mixed float32/float64 arguments compute in the wider dtype, as numpy code would.
     dtype = np.result_type(*(a.dtype for a in arrays))
-    xw, gamma, beta = x.to(dtype), gamma.to(dtype), beta.to(dtype)
+    xw, gamma, beta = _cast(x, dtype), _cast(gamma, dtype), _cast(beta, dtype)
     if mode == "train":
-        outs = [F.batch_norm(xw, None, None, gamma, beta, training=True, eps=eps, impl=impl)
-                for impl in impls]
+        outs = [_batch_norm_train(xw, gamma, beta, eps, impl) for impl in impls]
         axes = (0,) + tuple(range(2, x.ndim))
         batch = {"running_mean": x.data.mean(axis=axes), "running_var": x.data.var(axis=axes)}
         for key, value in batch.items():
@@ -188,27 +156,37 @@ def _layernorm(op: str, x: Tensor, gamma: Tensor, beta: Tensor, ln_param: Any, i
     if not (isinstance(eps, int | float | np.floating) and eps > 0):
         raise ValueError(f"{op}: ln_param['eps'] must be a positive number, got {eps!r}")
     dtype = np.result_type(x.dtype, gamma.dtype, beta.dtype)
-    x, gamma, beta = x.to(dtype), gamma.to(dtype), beta.to(dtype)
+    x, gamma, beta = _cast(x, dtype), _cast(gamma, dtype), _cast(beta, dtype)
     return F.layer_norm(x, (x.shape[1],), gamma, beta, eps=float(eps), impl=impl)
 
 
-def _dropout(op: str, x: Tensor, dropout_param: Any) -> Tensor:
-    """Inverted dropout keeping each unit with probability dropout_param['p'] (train mode)."""
+def _dropout(op: str, x: Tensor, dropout_param: Any, p_keeps: bool = True) -> Tensor:
+    """Inverted dropout in train mode; dropout_param['p'] keeps a unit (p_keeps) or drops it (2017).
+
+    The mask is drawn as the course's reference draws it, so a seeded call drops
+    the same units: keep where np.random.rand(*x.shape) < keep, scaled by 1 / keep
+    (2019 and later); keep where np.random.rand(*x.shape) >= p, scaled by
+    1 / (1 - p) (2017, p the drop probability).
+    """
+    meaning = "keep" if p_keeps else "drop"
     if not isinstance(dropout_param, dict) or "p" not in dropout_param:
         raise ValueError(
-            f"{op}: dropout_param must be a dict with 'p' (keep probability) and 'mode', "
+            f"{op}: dropout_param must be a dict with 'p' ({meaning} probability) and 'mode', "
             f"got {dropout_param!r}"
         )
-    mode = _mode(op, "dropout_param", dropout_param)
+    mode = param_mode(op, "dropout_param", dropout_param)
     p = dropout_param["p"]
-    if not (isinstance(p, int | float | np.floating) and 0 < p <= 1):
-        raise ValueError(f"{op}: dropout_param['p'] is the keep probability, in (0, 1]; got {p!r}")
+    allowed = (0 < p <= 1) if p_keeps else (0 <= p < 1)
+    if not (isinstance(p, int | float | np.floating) and allowed):
+        interval = "(0, 1]" if p_keeps else "[0, 1)"
+        raise ValueError(f"{op}: dropout_param['p'] is the {meaning} probability, in {interval}; got {p!r}")
     # The course reseeds before looking at the mode, so test mode moves the RNG too.
     if "seed" in dropout_param:
         np.random.seed(dropout_param["seed"])
     if mode == "test":
         return x
-    keep = (np.random.rand(*x.shape) < p) / p
+    draw = np.random.rand(*x.shape)
+    keep = (draw < p) / p if p_keeps else (draw >= p) / (1 - p)
     return x * Tensor(keep.astype(x.dtype))
 
 
@@ -221,24 +199,24 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndar
     x_t, w_t, b_t = _leaf(op, "x", x), _leaf(op, "w", w), _leaf(op, "b", b)
     _check_affine(op, x_t, w_t, b_t)
     out = _affine(x_t, w_t, b_t)
-    return out.data, _GraphCache("affine", (x_t, w_t, b_t), {"default": out})
+    return out.data, GraphCache("affine", (x_t, w_t, b_t), {"default": out})
 
 
 def affine_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dw, db) for the affine layer whose forward made `cache`."""
-    return _backward("affine_backward", dout, cache, "affine")
+    return graph_backward("affine_backward", dout, cache, "affine")
 
 
 def relu_forward(x: np.ndarray) -> tuple[np.ndarray, Any]:
     """out = max(x, 0) elementwise."""
     x_t = _leaf("relu_forward", "x", x)
     out = x_t.relu()
-    return out.data, _GraphCache("relu", (x_t,), {"default": out})
+    return out.data, GraphCache("relu", (x_t,), {"default": out})
 
 
 def relu_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
     """dx for the ReLU whose forward made `cache` (the gradient at exactly 0 is 0)."""
-    return _backward("relu_backward", dout, cache, "relu")[0]
+    return graph_backward("relu_backward", dout, cache, "relu")[0]
 
 
 # ---------------------------------------------------------------- normalisation
@@ -264,17 +242,17 @@ def batchnorm_forward(
     op = "batchnorm_forward"
     x_t, g_t, b_t = _normalisation_leaves(op, x, gamma, beta, 2, "(N, D)")
     composed, fused = _batchnorm(op, x_t, g_t, b_t, bn_param, ("composed", "fused"))
-    return composed.data, _GraphCache("batchnorm", (x_t, g_t, b_t), {"composed": composed, "fused": fused})
+    return composed.data, GraphCache("batchnorm", (x_t, g_t, b_t), {"composed": composed, "fused": fused})
 
 
 def batchnorm_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dgamma, dbeta) by autograd through the composed graph, one primitive node at a time."""
-    return _backward("batchnorm_backward", dout, cache, "batchnorm", "composed")
+    return graph_backward("batchnorm_backward", dout, cache, "batchnorm", "composed")
 
 
 def batchnorm_backward_alt(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dgamma, dbeta) from the fused kernel's closed-form backward (one node)."""
-    return _backward("batchnorm_backward_alt", dout, cache, "batchnorm", "fused")
+    return graph_backward("batchnorm_backward_alt", dout, cache, "batchnorm", "fused")
 
 
 def spatial_batchnorm_forward(
@@ -284,14 +262,14 @@ def spatial_batchnorm_forward(
     op = "spatial_batchnorm_forward"
     x_t, g_t, b_t = _normalisation_leaves(op, x, gamma, beta, 4, "(N, C, H, W)")
     (out,) = _batchnorm(op, x_t, g_t, b_t, bn_param, ("composed",))
-    return out.data, _GraphCache("spatial_batchnorm", (x_t, g_t, b_t), {"default": out})
+    return out.data, GraphCache("spatial_batchnorm", (x_t, g_t, b_t), {"default": out})
 
 
 def spatial_batchnorm_backward(
     dout: np.ndarray, cache: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dgamma, dbeta) for spatial batch normalisation, through the composed graph."""
-    return _backward("spatial_batchnorm_backward", dout, cache, "spatial_batchnorm")
+    return graph_backward("spatial_batchnorm_backward", dout, cache, "spatial_batchnorm")
 
 
 def layernorm_forward(
@@ -301,12 +279,53 @@ def layernorm_forward(
     op = "layernorm_forward"
     x_t, g_t, b_t = _normalisation_leaves(op, x, gamma, beta, 2, "(N, D)")
     out = _layernorm(op, x_t, g_t, b_t, ln_param, "composed")
-    return out.data, _GraphCache("layernorm", (x_t, g_t, b_t), {"default": out})
+    return out.data, GraphCache("layernorm", (x_t, g_t, b_t), {"default": out})
 
 
 def layernorm_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dx, dgamma, dbeta) for layer normalisation, through the composed graph."""
-    return _backward("layernorm_backward", dout, cache, "layernorm")
+    return graph_backward("layernorm_backward", dout, cache, "layernorm")
+
+
+def spatial_groupnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, G: int, gn_param: dict
+) -> tuple[np.ndarray, Any]:
+    """Group normalisation of x (N, C, H, W): statistics per example over each of G channel groups.
+
+    gamma and beta have shape (1, C, 1, 1), as in the course; gn_param may hold
+    'eps' (default 1e-5). There are no running statistics (train = test).
+    """
+    op = "spatial_groupnorm_forward"
+    x_t, g_t, b_t = _leaf(op, "x", x), _leaf(op, "gamma", gamma), _leaf(op, "beta", beta)
+    if x_t.ndim != 4:
+        raise ValueError(f"{op}: x must have shape (N, C, H, W), got shape {x_t.shape}")
+    n, c, h, w = x_t.shape
+    if isinstance(G, bool) or not isinstance(G, int | np.integer) or G < 1 or c % G:
+        raise ValueError(f"{op}: G must be a positive int dividing C={c}, got {G!r}")
+    for name, t in (("gamma", g_t), ("beta", b_t)):
+        if t.shape != (1, c, 1, 1):
+            raise ValueError(f"{op}: {name} has shape {t.shape}, expected (1, {c}, 1, 1)")
+    if not isinstance(gn_param, dict):
+        raise TypeError(f"{op}: gn_param must be a dict (it may be empty), got {type(gn_param).__name__}")
+    eps = gn_param.get("eps", LN_EPS)
+    if not (isinstance(eps, int | float | np.floating) and eps > 0):
+        raise ValueError(f"{op}: gn_param['eps'] must be a positive number, got {eps!r}")
+    dtype = np.result_type(x_t.dtype, g_t.dtype, b_t.dtype)
+    groups = _cast(x_t, dtype).reshape(n, G, -1)
+    count = groups.shape[2]
+    # Composed from primitives, biased variance, as layer norm over each group.
+    centred = groups - groups.sum(axis=2, keepdims=True) * (1.0 / count)
+    var = (centred * centred).sum(axis=2, keepdims=True) * (1.0 / count)
+    xhat = (centred * (var + float(eps)) ** -0.5).reshape(n, c, h, w)
+    out = xhat * _cast(g_t, dtype) + _cast(b_t, dtype)
+    return out.data, GraphCache("spatial_groupnorm", (x_t, g_t, b_t), {"default": out})
+
+
+def spatial_groupnorm_backward(
+    dout: np.ndarray, cache: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dx, dgamma, dbeta) for group normalisation; dgamma and dbeta have shape (1, C, 1, 1)."""
+    return graph_backward("spatial_groupnorm_backward", dout, cache, "spatial_groupnorm")
 
 
 # ---------------------------------------------------------------- dropout
@@ -314,14 +333,19 @@ def layernorm_backward(dout: np.ndarray, cache: Any) -> tuple[np.ndarray, np.nda
 
 def dropout_forward(x: np.ndarray, dropout_param: dict) -> tuple[np.ndarray, Any]:
     """Inverted dropout: train mode keeps each unit with probability p and scales it by 1/p."""
+    return _dropout_layer(x, dropout_param, p_keeps=True)
+
+
+def _dropout_layer(x: Any, dropout_param: Any, p_keeps: bool) -> tuple[np.ndarray, Any]:
+    """dropout_forward for either meaning of p (the 2017 handout's drop probability or today's keep)."""
     x_t = _leaf("dropout_forward", "x", x)
-    out = _dropout("dropout_forward", x_t, dropout_param)
-    return np.array(out.data), _GraphCache("dropout", (x_t,), {"default": out})
+    out = _dropout("dropout_forward", x_t, dropout_param, p_keeps)
+    return np.array(out.data), GraphCache("dropout", (x_t,), {"default": out})
 
 
 def dropout_backward(dout: np.ndarray, cache: Any) -> np.ndarray:
     """dx for the dropout whose forward made `cache` (the same mask; identity in test mode)."""
-    return _backward("dropout_backward", dout, cache, "dropout")[0]
+    return graph_backward("dropout_backward", dout, cache, "dropout")[0]
 
 
 # ---------------------------------------------------------------- losses

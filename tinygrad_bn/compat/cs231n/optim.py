@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES"]
+__all__ = ["np", "sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES"]
 
 Config = dict[str, Any]
 

@@ -21,7 +21,7 @@ import numpy as np
 from tinygrad_bn._io import atomic_save_npz
 from tinygrad_bn.compat.cs231n.optim import UPDATE_RULES
 
-__all__ = ["Solver"]
+__all__ = ["np", "Solver"]
 
 DATA_KEYS = ("X_train", "y_train", "X_val", "y_val")
 

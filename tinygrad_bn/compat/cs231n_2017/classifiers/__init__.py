@@ -1,0 +1,1 @@
+"""The 2017 handout's classifiers package: `fc_net` and `cnn`."""
