@@ -65,7 +65,9 @@ class DaskExecutor:
         """A LocalCluster of `workers` single-threaded processes on the loopback interface."""
         distributed = import_distributed()
         options = {"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                   "host": "127.0.0.1", "dashboard_address": None, **cluster_options}
+                   "host": "127.0.0.1",
+                   # the scheduler serves HTTP even without a dashboard: loopback, any free port
+                   "dashboard_address": "127.0.0.1:0", **cluster_options}
         cluster = distributed.LocalCluster(**options)
         try:
             client = distributed.Client(cluster)
