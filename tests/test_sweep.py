@@ -218,6 +218,8 @@ def test_interrupted_local_sweep_resumes_to_the_same_results(digits, tmp_path):
                          out_dir=tmp_path / "run", log=None)
     assert resumed.skipped == 2
     assert resumed.results == reference.results and resumed.summary == reference.summary
+    tables = [(tmp_path / run / "dlfs-init-sweep.csv").read_text() for run in ("ref", "run")]
+    assert tables[0] == tables[1]
 
 
 def _broken_train_pair(task):
@@ -375,6 +377,24 @@ def test_grid_task_is_one_net_trained_with_the_presets_loop(digits):
     expected = pair.train(config.evaluations, config.eval_every, config.batch_size)
     assert [e["train_acc"] for e in result["evaluations"]] == expected["net"]["train_acc"]
     assert result["steps"] == expected["steps"] == (config.evaluations - 1) * config.eval_every + 1
+
+
+def _grid_task_failing_for_layer_norm(task):
+    if task[0].norm == "layer":
+        raise MemoryError("pretend the layer-norm nets do not fit")
+    return grid.train_dlfs_net(task)
+
+
+def test_grid_with_failing_tasks_writes_the_others_and_lists_them(digits, tmp_path):
+    g = Grid("dlfs", {"norm": ["batch", "layer"]}, seeds=2, quick=True)
+    broken = dataclasses.replace(grid.EXPERIMENTS["dlfs"], run_task=_grid_task_failing_for_layer_norm)
+    result = broken.run(g, out_dir=tmp_path, log=None)
+    assert [(f.key, f.params["norm"], f.attempts) for f in result.failures] == [
+        (2, "layer", 2), (3, "layer", 2)]
+    assert "MemoryError: pretend" in result.failures[0].line()
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text())))
+    assert {r["task"] for r in rows} == {"0", "1"} and {r["norm"] for r in rows} == {"batch"}
+    assert [run["task"] for run in result.results["runs"]] == [0, 1]
 
 
 def test_cs231n_grid_rows_hold_validation_accuracy(digits, tmp_path):

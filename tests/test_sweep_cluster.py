@@ -142,6 +142,8 @@ def test_interrupted_cluster_sweep_resumes_to_the_same_table(ready, one_job, tmp
     assert resumed.skipped == 2 and any("2 of 4 tasks already done, 2 to run" in x for x in lines)
     assert resumed.results == one_job["quick"].results
     assert resumed.summary == one_job["quick"].summary
+    csv_name = "dlfs-init-sweep.csv"
+    assert (tmp_path / csv_name).read_text() == (one_job["quick"].run_dir.parents[1] / csv_name).read_text()
 
 
 def test_scheduler_local_command_starts_and_closes_its_own_cluster(digits, one_job, tmp_path, capsys):
@@ -177,3 +179,13 @@ def test_local_cluster_listens_on_loopback_only(tmp_path):
         assert _listening_addresses() <= {"127.0.0.1"}
     finally:
         executor.close()
+
+
+def test_bench_sweep_executors_reports_identical_results(digits, capsys):
+    rc = cli.main(["bench", "sweep", "--executors", "--scales", "2", "--evaluations", "2"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    rows = [line for line in out.splitlines() if line.startswith("--")][1:]  # after the rule
+    assert [row.split()[:2] for row in rows] == [["--jobs", "1"], ["--jobs", "2"],
+                                                 ["--scheduler", "local"]]
+    assert all(row.split()[-1] == "yes" for row in rows)

@@ -240,16 +240,18 @@ class ProcessExecutor:
         while self._queue or self._in_flight:
             self._start_queued()
             done, _ = wait(list(self._in_flight), return_when=FIRST_COMPLETED)
+            outcomes = []
             for future in done:
                 key = self._in_flight.pop(future)
                 try:
-                    returned = future.result()
+                    outcomes.append(outcome_of(key, future.result()))
                 except BrokenProcessPool:
                     self._discard_pool()
-                    yield Outcome(key, error="a worker process died while this task was running "
-                                             "(killed, out of memory, or crashed)")
-                    continue
-                yield outcome_of(key, returned)
+                    outcomes.append(Outcome(key, error="a worker process died while this task "
+                                                       "was running (killed, out of memory, or "
+                                                       "crashed)"))
+            self._start_queued()  # keep the workers busy while the caller handles these
+            yield from outcomes
 
     def running(self) -> int:
         """Tasks handed to a worker and not yet finished."""

@@ -37,7 +37,7 @@ class Progress:
         use_bar = wants_bar(log) if bar is None else bar and log is not None and _tqdm() is not None
         self.bar = _tqdm()(total=total, initial=skipped, unit="task", file=sys.stderr,
                            dynamic_ncols=True, leave=True) if use_bar else None
-        self._refresh()
+        self.refresh()
 
     def say(self, line: str) -> None:
         """A log line, with the counts in front when there is no bar."""
@@ -55,13 +55,13 @@ class Progress:
             self.bar.update(1)
         if line:
             self.say(line)
-        self._refresh()
+        self.refresh()
 
     def task_failed(self, line: str, final: bool) -> None:
         """A task failed; `final` when it will not be retried."""
         self.failed += final
         self.say(line)
-        self._refresh()
+        self.refresh()
 
     def eta_seconds(self) -> float | None:
         """Seconds left at this run's rate so far, or None before its first task."""
@@ -79,7 +79,8 @@ class Progress:
             text += f", ETA {_clock(eta)}"
         return text + "]"
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Redraw the bar's counts (a no-op without a bar)."""
         if self.bar is not None:
             self.bar.set_postfix_str(f"running {self.running()}, failed {self.failed}")
 

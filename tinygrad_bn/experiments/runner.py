@@ -154,6 +154,7 @@ def run_sweep(
         for i in range(len(tasks)):
             if i not in results:
                 executor.submit(i, fn, tasks[i])
+        progress.refresh()
         for outcome in executor.results():
             i = outcome.key
             if outcome.ok:
