@@ -27,8 +27,8 @@ from tinygrad_bn.experiments.dask_executor import DaskExecutor  # noqa: E402
 WATCHDOG_SECONDS = 240  # far above the ~20 s the module takes; only a hang gets there
 WORKERS = 2
 QUICK = dlfs_init_sweep.Config.quick(num_scales=4)
-# Tasks long enough (about half a second each) to kill a worker in the middle of one.
-SLOWER = dlfs_init_sweep.Config(num_scales=4, evaluations=11, train_size=1000)
+# Tasks long enough (about 0.4 s each on an idle core) to kill a worker in the middle of one.
+SLOWER = dlfs_init_sweep.Config(num_scales=3, evaluations=9, train_size=1000)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -189,3 +189,23 @@ def test_bench_sweep_executors_reports_identical_results(digits, capsys):
     assert [row.split()[:2] for row in rows] == [["--jobs", "1"], ["--jobs", "2"],
                                                  ["--scheduler", "local"]]
     assert all(row.split()[-1] == "yes" for row in rows)
+
+
+def test_cluster_without_workers_fails_the_tasks_instead_of_waiting(tmp_path, monkeypatch):
+    from tinygrad_bn.experiments import dask_executor
+
+    monkeypatch.setattr(dask_executor, "POLL_SECONDS", 0.1)
+    cluster = distributed.LocalCluster(n_workers=0, processes=True, host="127.0.0.1",
+                                       dashboard_address="127.0.0.1:0",
+                                       local_directory=str(tmp_path))
+    try:
+        with distributed.Client(cluster) as c:
+            executor = DaskExecutor(c, no_worker_timeout=0.5)
+            executor.submit(0, abs, -1)
+            executor.submit(1, abs, -2)
+            outcomes = list(executor.results())
+            executor.close()
+    finally:
+        cluster.close()
+    assert sorted(o.key for o in outcomes) == [0, 1]
+    assert all(not o.ok and "no worker connected to the scheduler" in o.error for o in outcomes)
