@@ -110,7 +110,8 @@ class Outcome:
     result: Any = None
     error: str | None = None
     details: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time in the worker
+    cpu_seconds: float = 0.0  # CPU time of the worker process meanwhile (all its threads)
 
     @property
     def ok(self) -> bool:
@@ -125,15 +126,15 @@ class Outcome:
 _ONE_TASK_AT_A_TIME = threading.Lock()
 
 
-def call_task(fn: Callable[[Any], Any], spec: Any) -> tuple[bool, Any, float]:
-    """Run fn(spec) where it is called: (True, result, seconds) or (False, (error, traceback), seconds)."""
+def call_task(fn: Callable[[Any], Any], spec: Any) -> tuple[bool, Any, float, float]:
+    """Run fn(spec) here: (True, result, seconds, CPU seconds), or (False, (error, traceback), ...)."""
     with _ONE_TASK_AT_A_TIME, single_threaded_blas():
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         try:
-            result = fn(spec)
+            ok, value = True, fn(spec)
         except Exception as err:  # reported with the task's parameters, then retried
-            return False, (error_line(err), traceback.format_exc()), time.perf_counter() - start
-        return True, result, time.perf_counter() - start
+            ok, value = False, (error_line(err), traceback.format_exc())
+        return ok, value, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def error_line(err: BaseException) -> str:
@@ -142,13 +143,13 @@ def error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 
-def outcome_of(key: int, returned: tuple[bool, Any, float]) -> Outcome:
+def outcome_of(key: int, returned: tuple[bool, Any, float, float]) -> Outcome:
     """The Outcome of what `call_task` returned for task `key`."""
-    ok, value, seconds = returned
+    ok, value, seconds, cpu_seconds = returned
     if ok:
-        return Outcome(key, result=value, seconds=seconds)
+        return Outcome(key, result=value, seconds=seconds, cpu_seconds=cpu_seconds)
     error, details = value
-    return Outcome(key, error=error, details=details, seconds=seconds)
+    return Outcome(key, error=error, details=details, seconds=seconds, cpu_seconds=cpu_seconds)
 
 
 # ---------------------------------------------------------------- executors

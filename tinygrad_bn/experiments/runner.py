@@ -160,7 +160,7 @@ def run_sweep(
             if outcome.ok:
                 results[i] = json_safe(outcome.result)
                 if store is not None:
-                    store.save(i, params(i), results[i], outcome.seconds)
+                    store.save(i, params(i), results[i], outcome.seconds, outcome.cpu_seconds)
                 progress.task_done(on_result(i, outcome.result) if on_result else None)
                 continue
             attempts[i] += 1

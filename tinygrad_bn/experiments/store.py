@@ -5,7 +5,7 @@ A run of an experiment with a given config lives in
 defines the run (the experiment's name, its config, its number of tasks):
 
     run.json            the record: experiment, config, task count, versions, creation time
-    task-00007.json     one finished task: its parameters, result and wall time
+    task-00007.json     one finished task: its parameters, result, wall and CPU time
     task-00007.error.txt  the traceback of a task that failed (removed once it succeeds)
 
 Every file is written atomically, so a sweep killed at any moment leaves
@@ -97,11 +97,12 @@ class RunStore:
             return "no result in it"
         return None
 
-    def save(self, key: int, params: dict[str, Any], result: Any, seconds: float) -> Path:
+    def save(self, key: int, params: dict[str, Any], result: Any, seconds: float,
+             cpu_seconds: float = 0.0) -> Path:
         """Write task `key`'s result atomically (and drop an earlier failure's traceback)."""
         path = write_json(self.task_file(key), {
             "format": STORE_FORMAT, "run": self.run_id, "task": key, "params": params,
-            "seconds": round(seconds, 3), "result": result,
+            "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3), "result": result,
         })
         self.error_file(key).unlink(missing_ok=True)
         return path
