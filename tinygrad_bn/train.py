@@ -36,7 +36,7 @@ from tinygrad_bn import functional as F
 from tinygrad_bn._io import atomic_save_npz, load_npz_checked
 from tinygrad_bn.autograd import no_grad
 from tinygrad_bn.nn.module import Module
-from tinygrad_bn.optim import Optimizer
+from tinygrad_bn.optim import Optimizer, load_state_from_arrays, state_to_arrays
 from tinygrad_bn.tensor import Tensor
 
 __all__ = [
@@ -482,7 +482,7 @@ class Trainer:
             "epoch_order": np.zeros(0, np.int64) if self._order is None else self._order,
         }
         arrays.update({f"model/{k}": v for k, v in self.model.state_dict().items()})
-        arrays.update({f"optim/{k}": np.asarray(v) for k, v in self.optimizer.state_dict().items()})
+        arrays.update({f"optim/{k}": v for k, v in state_to_arrays(self.optimizer).items()})
         arrays.update({f"history/{k}": v for k, v in self.history.to_arrays().items()})
         if self.best_state is not None:
             arrays.update({f"best/{k}": v for k, v in self.best_state.items()})
@@ -559,7 +559,7 @@ class Trainer:
 
         # Every check passed. The optimizer validates its own state before changing
         # anything, so it goes first: if it refuses, the Trainer is still untouched.
-        self.optimizer.load_state_dict(_section(arrays, "optim"))
+        load_state_from_arrays(self.optimizer, _section(arrays, "optim"))
         self.model.load_state_dict(model_state)
         self.rng.bit_generator.state = rng_state
         for name, state in module_rngs.items():
