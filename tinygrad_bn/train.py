@@ -431,7 +431,7 @@ class Trainer:
         h.val_loss.append(val_loss)
         if not math.isnan(val_acc) and (self.best_val_acc is None or val_acc > self.best_val_acc):
             self.best_val_acc, self.best_iteration = val_acc, self.iteration
-            self.best_state = dict(self.model.state_dict())
+            self.best_state = {k: v.numpy() for k, v in self.model.state_dict().items()}
             if self.best_path is not None:
                 self.save_snapshot(self.best_path)
         if bar is not None:
@@ -481,7 +481,7 @@ class Trainer:
             "meta": np.array(json.dumps(meta)),
             "epoch_order": np.zeros(0, np.int64) if self._order is None else self._order,
         }
-        arrays.update({f"model/{k}": v for k, v in self.model.state_dict().items()})
+        arrays.update({f"model/{k}": v.numpy() for k, v in self.model.state_dict().items()})
         arrays.update({f"optim/{k}": v for k, v in state_to_arrays(self.optimizer).items()})
         arrays.update({f"history/{k}": v for k, v in self.history.to_arrays().items()})
         if self.best_state is not None:

@@ -50,7 +50,7 @@ class Adagrad(Optimizer):
             self._init_state(state, p, group)  # for groups added after the constructor
             t = state["step"] = state["step"] + 1
             lr_t = lr / (1 + (t - 1) * lr_decay)
-            s = addcmul_(state["sum"], g, g, 1.0, tmp)  # s <- s + g^2
+            s = addcmul_(state_array(state, "sum", p), g, g, 1.0, tmp)  # s <- s + g^2
             addcdiv_(p, g, add_(sqrt(s, out=tmp), eps), -lr_t, tmp)  # p <- p - lr_t g / (sqrt(s) + eps)
 
 

@@ -127,10 +127,15 @@ def _as_groups(owner: str, params: Any) -> list[dict[str, Any]]:
 
 
 def state_array(state: dict, name: str, like: np.ndarray, fill: float = 0.0) -> np.ndarray:
-    """`state[name]`, created on first use filled with `fill`, shaped and typed like `like`."""
+    """`state[name]`, created on first use filled with `fill`, in the shape and dtype of `like`.
+
+    After a module's `.to(dtype)` the state follows its parameters' new dtype.
+    """
     array = state.get(name)
     if array is None:
         array = state[name] = np.full_like(like, fill)
+    elif array.dtype is not like.dtype:
+        array = state[name] = array.astype(like.dtype)
     return array
 
 
