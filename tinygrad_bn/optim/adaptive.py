@@ -38,16 +38,17 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:  # PyTorch creates Adagrad's state up front
             for p in group["params"]:
-                self._init_state(self.state[p], p.data, group)
+                self._init_state(self.state[p], p.data)
 
-    def _init_state(self, state: dict, p: np.ndarray, group: dict) -> None:
+    def _init_state(self, state: dict, p: np.ndarray) -> None:
+        # PyTorch starts every group's sums at the constructor's value, even a group that sets its own
         state.setdefault("step", 0)
-        state_array(state, "sum", p, fill=group["initial_accumulator_value"])
+        state_array(state, "sum", p, fill=self.defaults["initial_accumulator_value"])
 
     def _update(self, group: dict[str, Any], params: Iterator[Slot]) -> None:
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         for p, g, state, tmp in params:
-            self._init_state(state, p, group)  # for groups added after the constructor
+            self._init_state(state, p)  # for groups added after the constructor
             t = state["step"] = state["step"] + 1
             lr_t = lr / (1 + (t - 1) * lr_decay)
             s = addcmul_(state_array(state, "sum", p), g, g, 1.0, tmp)  # s <- s + g^2
