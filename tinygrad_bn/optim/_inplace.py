@@ -102,14 +102,17 @@ class Scratch:
     def __init__(self, count: int):
         self.count = count
         self._flat: dict[np.dtype, list[Array]] = {}
-        self._views: dict[object, tuple[Array, ...]] = {}
+        self._views: dict[object, tuple[Array, ...]] = {}  # key -> (the array, its scratch arrays...)
 
-    def like(self, key: object, x: Array) -> tuple[Array, ...]:
+    def get(self, key: object, x: Array) -> tuple[Array, ...] | None:
+        """The scratch arrays made for x under `key`, or None if there are none (or x is a new array)."""
+        entry = self._views.get(key)
+        return None if entry is None or entry[0] is not x else entry[1:]
+
+    def make(self, key: object, x: Array) -> tuple[Array, ...]:
         """`count` scratch arrays with x's shape and dtype (garbage values), cached under `key`."""
-        views = self._views.get(key)
-        if views is None or views[0].shape != x.shape or views[0].dtype is not x.dtype:
-            views = self._views[key] = self._make(x.shape, x.dtype)
-        return views
+        entry = self._views[key] = (x, *self._make(x.shape, x.dtype))
+        return entry[1:]
 
     def _make(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Array, ...]:
         size = int(np.prod(shape))
@@ -118,5 +121,5 @@ class Scratch:
             # Growing replaces the buffers; the views into the old ones are dropped (and
             # rebuilt on their next use), so the old buffers are freed.
             flat = self._flat[dtype] = [np.empty(size, dtype) for _ in range(self.count)]
-            self._views = {k: v for k, v in self._views.items() if v[0].dtype != dtype}
+            self._views = {k: v for k, v in self._views.items() if v[1].dtype != dtype}
         return tuple(f[:size].reshape(shape) for f in flat)

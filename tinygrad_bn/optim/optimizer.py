@@ -127,16 +127,18 @@ def _as_groups(owner: str, params: Any) -> list[dict[str, Any]]:
 
 
 def state_array(state: dict, name: str, like: np.ndarray, fill: float = 0.0) -> np.ndarray:
-    """`state[name]`, created on first use filled with `fill`, in the shape and dtype of `like`.
-
-    After a module's `.to(dtype)` the state follows its parameters' new dtype.
-    """
+    """`state[name]`, created on first use filled with `fill`, in the shape and dtype of `like`."""
     array = state.get(name)
     if array is None:
         array = state[name] = np.full_like(like, fill)
-    elif array.dtype is not like.dtype:
-        array = state[name] = array.astype(like.dtype)
     return array
+
+
+def _follow_dtype(state: dict, dtype: np.dtype) -> None:
+    """Cast a parameter's state arrays to its dtype (after a module's `.to(dtype)`)."""
+    for name, value in state.items():
+        if isinstance(value, np.ndarray) and value.dtype != dtype:
+            state[name] = value.astype(dtype)
 
 
 class Optimizer:
@@ -232,7 +234,11 @@ class Optimizer:
             p, g = param.data, param.grad.data
             if g.shape != p.shape:
                 self._raise_shape(param)
-            work, tmp = scratch.like(param, p)
+            arrays = scratch.get(param, p)
+            if arrays is None:  # the first step, or a new array (e.g. Module.to changed the dtype)
+                arrays = scratch.make(param, p)
+                _follow_dtype(state[param], p.dtype)
+            work, tmp = arrays
             if wd:  # g <- wd p + g, or wd p - g when maximizing
                 g = (np.subtract if maximize else np.add)(mul(p, wd, out=work), g, out=work)
             elif maximize:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tinygrad_bn.optim._inplace import add_, mul_
-from tinygrad_bn.optim.optimizer import Optimizer, Slot, state_array
+from tinygrad_bn.optim.optimizer import Optimizer, Slot
 from tinygrad_bn.tensor import Tensor
 
 
@@ -47,10 +47,10 @@ class SGD(Optimizer):
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         for p, g, state, tmp in params:
             if momentum:
-                if "momentum_buffer" not in state:
+                b = state.get("momentum_buffer")
+                if b is None:
                     b = state["momentum_buffer"] = g.astype(p.dtype)  # the first step: b <- g (a copy)
                 else:
-                    b = state_array(state, "momentum_buffer", p)
                     add_(mul_(b, momentum), g, 1 - dampening, tmp)  # b <- momentum b + (1 - dampening) g
                 if group["nesterov"]:
                     add_(p, g, -lr, tmp)  # p <- p - lr (g + momentum b)
