@@ -15,43 +15,48 @@ a large part of a step on small layers.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 Array = np.ndarray
 
 
-@functools.lru_cache(maxsize=1024)
-def _scalar(value: float, dtype: np.dtype) -> Array:
-    out = np.array(value, dtype=dtype)
-    out.flags.writeable = False
-    return out
+class _Scalars(dict):
+    """(value, dtype) -> read-only 0-d array; a plain dict is the cheapest cache to look up."""
+
+    def __missing__(self, key: tuple[float, np.dtype]) -> Array:
+        if len(self) > 4096:  # step-dependent scalars (bias corrections, schedules) never repeat
+            self.clear()
+        out = self[key] = np.array(key[0], dtype=key[1])
+        out.flags.writeable = False
+        return out
+
+
+_SCALARS = _Scalars()
 
 
 def mul_(x: Array, c: float) -> Array:
     """x <- c x."""
-    return np.multiply(x, _scalar(c, x.dtype), out=x)
+    return np.multiply(x, _SCALARS[c, x.dtype], out=x)
 
 
 def mul(x: Array, c: float, out: Array) -> Array:
     """out <- c x."""
-    return np.multiply(x, _scalar(c, x.dtype), out=out)
+    return np.multiply(x, _SCALARS[c, x.dtype], out=out)
 
 
 def add_(x: Array, y: Array | float, alpha: float = 1.0, tmp: Array | None = None) -> Array:
     """x <- x + alpha y (y an array or a number); `tmp` is needed when alpha != 1."""
     if not isinstance(y, np.ndarray):
-        return np.add(x, _scalar(alpha * y, x.dtype), out=x)
+        return np.add(x, _SCALARS[alpha * y, x.dtype], out=x)
     if alpha != 1.0:
-        y = np.multiply(y, _scalar(alpha, x.dtype), out=tmp)
+        y = np.multiply(y, _SCALARS[alpha, x.dtype], out=tmp)
     return np.add(x, y, out=x)
 
 
 def lerp_(x: Array, end: Array, weight: float, tmp: Array) -> Array:
     """x <- x + weight (end - x), i.e. (1 - weight) x + weight end: a running average."""
     step = np.subtract(end, x, out=tmp)
-    return np.add(x, np.multiply(step, _scalar(weight, x.dtype), out=step), out=x)
+    return np.add(x, np.multiply(step, _SCALARS[weight, x.dtype], out=step), out=x)
 
 
 def addcmul_(x: Array, a: Array, b: Array, value: float, tmp: Array) -> Array:
@@ -67,13 +72,13 @@ def addcmul(x: Array, a: Array, b: Array, value: float, out: Array) -> Array:
 def addcdiv_(x: Array, a: Array, b: Array, value: float, tmp: Array) -> Array:
     """x <- x + value a / b; `tmp` may be `b` itself (its values are used up)."""
     term = np.divide(a, b, out=tmp)
-    return np.add(x, np.multiply(term, _scalar(value, x.dtype), out=term), out=x)
+    return np.add(x, np.multiply(term, _SCALARS[value, x.dtype], out=term), out=x)
 
 
 def _product(a: Array, b: Array, value: float, out: Array) -> Array:
     """out <- value a b."""
     np.multiply(a, b, out=out)
-    return out if value == 1.0 else np.multiply(out, _scalar(value, out.dtype), out=out)
+    return out if value == 1.0 else np.multiply(out, _SCALARS[value, out.dtype], out=out)
 
 
 def maximum_(x: Array, y: Array) -> Array:

@@ -38,20 +38,19 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:  # PyTorch creates Adagrad's state up front
             for p in group["params"]:
-                self._init_state(self.state[p], p.data)
+                self._sum(self.state[p], p.data)
+                self.state[p]["step"] = 0
 
-    def _init_state(self, state: dict, p: np.ndarray) -> None:
+    def _sum(self, state: dict, p: np.ndarray) -> np.ndarray:
         # PyTorch starts every group's sums at the constructor's value, even a group that sets its own
-        state.setdefault("step", 0)
-        state_array(state, "sum", p, fill=self.defaults["initial_accumulator_value"])
+        return state_array(state, "sum", p, fill=self.defaults["initial_accumulator_value"])
 
     def _update(self, group: dict[str, Any], params: Iterator[Slot]) -> None:
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         for p, g, state, tmp in params:
-            self._init_state(state, p)  # for groups added after the constructor
-            t = state["step"] = state["step"] + 1
+            t = state["step"] = state.get("step", 0) + 1
             lr_t = lr / (1 + (t - 1) * lr_decay)
-            s = addcmul_(state_array(state, "sum", p), g, g, 1.0, tmp)  # s <- s + g^2
+            s = addcmul_(self._sum(state, p), g, g, 1.0, tmp)  # s <- s + g^2
             addcdiv_(p, g, add_(sqrt(s, out=tmp), eps), -lr_t, tmp)  # p <- p - lr_t g / (sqrt(s) + eps)
 
 
@@ -85,7 +84,8 @@ class RMSprop(Optimizer):
         lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
         for p, g, state, tmp in params:
             state["step"] = state.get("step", 0) + 1
-            v = lerp_(state_array(state, "square_avg", p), square(g, out=tmp), 1 - alpha, tmp)
+            v = state_array(state, "square_avg", p)
+            lerp_(v, square(g, out=tmp), 1 - alpha, tmp)  # v <- alpha v + (1 - alpha) g^2
             if group["centered"]:  # v - gbar^2 estimates the variance, gbar the running average of g
                 gbar = lerp_(state_array(state, "grad_avg", p), g, 1 - alpha, tmp)
                 denom = sqrt(addcmul(v, gbar, gbar, -1.0, out=tmp), out=tmp)
