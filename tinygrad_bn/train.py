@@ -45,7 +45,7 @@ __all__ = [
 
 # Stored in every file as its "format" entry: a foreign .npz, or one from another
 # version of the layout, is refused by name instead of half-loaded.
-CHECKPOINT_FORMAT = "tinygrad_bn.trainer-checkpoint/1"
+CHECKPOINT_FORMAT = "tinygrad_bn.trainer-checkpoint/2"  # 2: optimizer state in torch.optim's layout
 SNAPSHOT_FORMAT = "tinygrad_bn.model-snapshot/1"
 
 LossFn = Callable[[Tensor, np.ndarray], Tensor]
