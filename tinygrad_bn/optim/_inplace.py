@@ -44,13 +44,16 @@ def mul(x: Array, c: float, out: Array) -> Array:
     return np.multiply(x, _SCALARS[c, x.dtype], out=out)
 
 
-def add_(x: Array, y: Array | float, alpha: float = 1.0, tmp: Array | None = None) -> Array:
-    """x <- x + alpha y (y an array or a number); `tmp` is needed when alpha != 1."""
-    if not isinstance(y, np.ndarray):
-        return np.add(x, _SCALARS[alpha * y, x.dtype], out=x)
+def add_(x: Array, y: Array, alpha: float = 1.0, tmp: Array | None = None) -> Array:
+    """x <- x + alpha y; `tmp` is needed when alpha != 1."""
     if alpha != 1.0:
         y = np.multiply(y, _SCALARS[alpha, x.dtype], out=tmp)
     return np.add(x, y, out=x)
+
+
+def scale_add_(x: Array, a: float, y: Array, b: float, tmp: Array) -> Array:
+    """x <- a x + b y."""
+    return add_(np.multiply(x, _SCALARS[a, x.dtype], out=x), y, b, tmp)
 
 
 def lerp_(x: Array, end: Array, weight: float, tmp: Array) -> Array:
@@ -86,9 +89,9 @@ def maximum_(x: Array, y: Array) -> Array:
     return np.maximum(x, y, out=x)
 
 
-def sqrt(x: Array, out: Array) -> Array:
-    """out <- sqrt(x)."""
-    return np.sqrt(x, out=out)
+def sqrt_plus(x: Array, eps: float, out: Array) -> Array:
+    """out <- sqrt(x) + eps (the denominators of the adaptive methods)."""
+    return np.add(np.sqrt(x, out=out), _SCALARS[eps, out.dtype], out=out)
 
 
 def square(x: Array, out: Array) -> Array:

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tinygrad_bn.optim._inplace import add_, addcdiv_, lerp_, maximum_, mul_, sqrt, square
+from tinygrad_bn.optim._inplace import addcdiv_, lerp_, maximum_, mul_, sqrt_plus, square
 from tinygrad_bn.optim.optimizer import Optimizer, Slot, state_array
 from tinygrad_bn.tensor import Tensor
 
@@ -53,7 +53,7 @@ class Adam(Optimizer):
             # p <- p - lr m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t),
             # with the corrections folded into two scalars (Kingma & Ba, end of Section 2).
             correction2 = math.sqrt(1 - beta2**t)
-            denom = add_(sqrt(v, out=tmp), eps * correction2)
+            denom = sqrt_plus(v, eps * correction2, out=tmp)
             addcdiv_(p, m, denom, -lr * correction2 / (1 - beta1**t), tmp)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.optim._inplace import add_, addcdiv_, addcmul, addcmul_, lerp_, mul_, sqrt, square
+from tinygrad_bn.optim._inplace import add_, addcdiv_, addcmul, addcmul_, lerp_, mul_, sqrt_plus, square
 from tinygrad_bn.optim.optimizer import Optimizer, Slot, state_array
 from tinygrad_bn.tensor import Tensor
 
@@ -51,7 +51,7 @@ class Adagrad(Optimizer):
             t = state["step"] = state.get("step", 0) + 1
             lr_t = lr / (1 + (t - 1) * lr_decay)
             s = addcmul_(self._sum(state, p), g, g, 1.0, tmp)  # s <- s + g^2
-            addcdiv_(p, g, add_(sqrt(s, out=tmp), eps), -lr_t, tmp)  # p <- p - lr_t g / (sqrt(s) + eps)
+            addcdiv_(p, g, sqrt_plus(s, eps, out=tmp), -lr_t, tmp)  # p <- p - lr_t g / (sqrt(s) + eps)
 
 
 class RMSprop(Optimizer):
@@ -88,10 +88,9 @@ class RMSprop(Optimizer):
             lerp_(v, square(g, out=tmp), 1 - alpha, tmp)  # v <- alpha v + (1 - alpha) g^2
             if group["centered"]:  # v - gbar^2 estimates the variance, gbar the running average of g
                 gbar = lerp_(state_array(state, "grad_avg", p), g, 1 - alpha, tmp)
-                denom = sqrt(addcmul(v, gbar, gbar, -1.0, out=tmp), out=tmp)
+                denom = sqrt_plus(addcmul(v, gbar, gbar, -1.0, out=tmp), eps, out=tmp)
             else:
-                denom = sqrt(v, out=tmp)
-            add_(denom, eps)
+                denom = sqrt_plus(v, eps, out=tmp)
             if momentum > 0:  # b <- momentum b + g / (sqrt(v) + eps);  p <- p - lr b
                 b = addcdiv_(mul_(state_array(state, "momentum_buffer", p), momentum), g, denom, 1.0, tmp)
                 add_(p, b, -lr, tmp)

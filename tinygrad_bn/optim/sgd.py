@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tinygrad_bn.optim._inplace import add_, mul_
+from tinygrad_bn.optim._inplace import add_, scale_add_
 from tinygrad_bn.optim.optimizer import Optimizer, Slot
 from tinygrad_bn.tensor import Tensor
 
@@ -51,7 +51,7 @@ class SGD(Optimizer):
                 if b is None:
                     b = state["momentum_buffer"] = g.astype(p.dtype)  # the first step: b <- g (a copy)
                 else:
-                    add_(mul_(b, momentum), g, 1 - dampening, tmp)  # b <- momentum b + (1 - dampening) g
+                    scale_add_(b, momentum, g, 1 - dampening, tmp)  # b <- momentum b + (1 - dampening) g
                 if group["nesterov"]:
                     add_(p, g, -lr, tmp)  # p <- p - lr (g + momentum b)
                     add_(p, b, -lr * momentum, tmp)
