@@ -1,7 +1,8 @@
 """In-place array arithmetic for the update rules, named after PyTorch's in-place Tensor methods.
 
 An optimizer's update is a handful of these calls, each one term of the rule
-as its paper writes it: `lerp_(m, g, 1 - beta1, tmp)` is m <- beta1 m + (1 - beta1) g.
+as its paper writes it: `scale_add_(m, beta1, g, 1 - beta1, tmp)` is
+m <- beta1 m + (1 - beta1) g.
 Each writes into its first argument with numpy ufuncs (`out=`), keeping
 intermediate values in `tmp`, a scratch array shaped like it, so a step
 allocates nothing and every array keeps its dtype.
@@ -53,13 +54,8 @@ def add_(x: Array, y: Array, alpha: float = 1.0, tmp: Array | None = None) -> Ar
 
 def scale_add_(x: Array, a: float, y: Array, b: float, tmp: Array) -> Array:
     """x <- a x + b y."""
-    return add_(np.multiply(x, _SCALARS[a, x.dtype], out=x), y, b, tmp)
-
-
-def lerp_(x: Array, end: Array, weight: float, tmp: Array) -> Array:
-    """x <- x + weight (end - x), i.e. (1 - weight) x + weight end: a running average."""
-    step = np.subtract(end, x, out=tmp)
-    return np.add(x, np.multiply(step, _SCALARS[weight, x.dtype], out=step), out=x)
+    np.multiply(x, _SCALARS[a, x.dtype], out=x)
+    return np.add(x, y if b == 1.0 else np.multiply(y, _SCALARS[b, x.dtype], out=tmp), out=x)
 
 
 def addcmul_(x: Array, a: Array, b: Array, value: float, tmp: Array) -> Array:

@@ -6,7 +6,9 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tinygrad_bn.optim._inplace import addcdiv_, lerp_, maximum_, mul_, sqrt_plus, square
+import numpy as np
+
+from tinygrad_bn.optim._inplace import addcdiv_, maximum_, mul_, scale_add_, sqrt_plus, square
 from tinygrad_bn.optim.optimizer import Optimizer, Slot, state_array
 from tinygrad_bn.tensor import Tensor
 
@@ -44,10 +46,12 @@ class Adam(Optimizer):
         for p, g, state, tmp in params:
             if decay:
                 mul_(p, 1 - decay)  # p <- p - lr wd p  (AdamW)
-            t = state["step"] = state.get("step", 0) + 1
-            m, v = state_array(state, "exp_avg", p), state_array(state, "exp_avg_sq", p)
-            lerp_(m, g, 1 - beta1, tmp)  # m <- beta1 m + (1 - beta1) g
-            lerp_(v, square(g, out=tmp), 1 - beta2, tmp)  # v <- beta2 v + (1 - beta2) g^2
+            if not state:  # the first step: m and v start at zero
+                state.update(step=0, exp_avg=np.zeros_like(p), exp_avg_sq=np.zeros_like(p))
+            t = state["step"] = state["step"] + 1
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            scale_add_(m, beta1, g, 1 - beta1, tmp)  # m <- beta1 m + (1 - beta1) g
+            scale_add_(v, beta2, square(g, out=tmp), 1 - beta2, tmp)  # v <- beta2 v + (1 - beta2) g^2
             if amsgrad:
                 v = maximum_(state_array(state, "max_exp_avg_sq", p), v)  # v <- max(v_max, v)
             # p <- p - lr m_hat / (sqrt(v_hat) + eps), m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t),

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.optim._inplace import add_, addcdiv_, addcmul, addcmul_, lerp_, mul_, sqrt_plus, square
+from tinygrad_bn.optim._inplace import add_, addcdiv_, addcmul, addcmul_, mul_, scale_add_, sqrt_plus, square
 from tinygrad_bn.optim.optimizer import Optimizer, Slot, state_array
 from tinygrad_bn.tensor import Tensor
 
@@ -83,11 +83,13 @@ class RMSprop(Optimizer):
     def _update(self, group: dict[str, Any], params: Iterator[Slot]) -> None:
         lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
         for p, g, state, tmp in params:
-            state["step"] = state.get("step", 0) + 1
-            v = state_array(state, "square_avg", p)
-            lerp_(v, square(g, out=tmp), 1 - alpha, tmp)  # v <- alpha v + (1 - alpha) g^2
+            if not state:  # the first step: v starts at zero
+                state.update(step=0, square_avg=np.zeros_like(p))
+            state["step"] += 1
+            v = state["square_avg"]
+            scale_add_(v, alpha, square(g, out=tmp), 1 - alpha, tmp)  # v <- alpha v + (1 - alpha) g^2
             if group["centered"]:  # v - gbar^2 estimates the variance, gbar the running average of g
-                gbar = lerp_(state_array(state, "grad_avg", p), g, 1 - alpha, tmp)
+                gbar = scale_add_(state_array(state, "grad_avg", p), alpha, g, 1 - alpha, tmp)
                 denom = sqrt_plus(addcmul(v, gbar, gbar, -1.0, out=tmp), eps, out=tmp)
             else:
                 denom = sqrt_plus(v, eps, out=tmp)
