@@ -316,6 +316,28 @@ def test_backward_through_a_graph_saved_before_the_step_refuses(make):
         loss.backward()
 
 
+def test_parameters_of_growing_sizes_and_two_dtypes_each_get_their_own_update():
+    # The scratch arrays are shared views into buffers that grow as larger parameters come.
+    rng = np.random.default_rng(0)
+    shapes = [(), (3,), (2, 5), (4, 4), (2,)]
+    dtypes = [np.float64, np.float32, np.float64, np.float32, np.float64]
+    init = [rng.standard_normal(s).astype(d) for s, d in zip(shapes, dtypes)]
+    grads = [[rng.standard_normal(s).astype(d) for s, d in zip(shapes, dtypes)] for _ in range(3)]
+    params = [Parameter(a.copy()) for a in init]
+    opt = Adam(params, lr=0.1, weight_decay=0.1)
+    for gs in grads:
+        for p, g in zip(params, gs):
+            p.grad = Tensor(g)
+        opt.step()
+    for i, p in enumerate(params):
+        expected = adam_reference(init[i].astype(np.float64), [gs[i].astype(np.float64) for gs in grads],
+                                  0.1, (0.9, 0.999), 1e-8, weight_decay=0.1)
+        assert p.dtype == dtypes[i]
+        # float32: a dozen roundings of eps32 = 1.2e-7 per step, over 3 steps
+        rtol, atol = (1e-5, 1e-6) if dtypes[i] == np.float32 else (RTOL, ATOL)
+        np.testing.assert_allclose(p.data, expected, rtol=rtol, atol=atol)
+
+
 def test_step_with_a_closure_returns_its_loss_and_uses_its_gradients():
     p = Parameter(np.array([3.0]))
     opt = SGD([p], lr=0.25)

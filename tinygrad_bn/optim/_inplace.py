@@ -106,17 +106,16 @@ class Scratch:
     def __init__(self, count: int):
         self.count = count
         self._flat: dict[np.dtype, list[Array]] = {}
-        self._views: dict[object, tuple[Array, ...]] = {}  # key -> (the array, its scratch arrays...)
-
-    def get(self, key: object, x: Array) -> tuple[Array, ...] | None:
-        """The scratch arrays made for x under `key`, or None if there are none (or x is a new array)."""
-        entry = self._views.get(key)
-        return None if entry is None or entry[0] is not x else entry[1:]
+        self.views: dict[object, tuple[Array, ...]] = {}  # key -> (its array, the scratch arrays...)
 
     def make(self, key: object, x: Array) -> tuple[Array, ...]:
-        """`count` scratch arrays with x's shape and dtype (garbage values), cached under `key`."""
-        entry = self._views[key] = (x, *self._make(x.shape, x.dtype))
-        return entry[1:]
+        """(x, then `count` scratch arrays with x's shape and dtype), remembered as `views[key]`.
+
+        A caller finds them again in `views` while its array is still `x`; a
+        parameter given a new array (Module.to) asks for new ones.
+        """
+        entry = self.views[key] = (x, *self._make(x.shape, x.dtype))
+        return entry
 
     def _make(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[Array, ...]:
         size = int(np.prod(shape))
@@ -125,5 +124,6 @@ class Scratch:
             # Growing replaces the buffers; the views into the old ones are dropped (and
             # rebuilt on their next use), so the old buffers are freed.
             flat = self._flat[dtype] = [np.empty(size, dtype) for _ in range(self.count)]
-            self._views = {k: v for k, v in self._views.items() if v[1].dtype != dtype}
+            for key in [k for k, v in self.views.items() if v[1].dtype == dtype]:
+                del self.views[key]
         return tuple(f[:size].reshape(shape) for f in flat)

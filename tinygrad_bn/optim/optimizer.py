@@ -227,18 +227,18 @@ class Optimizer:
         """
         wd = 0.0 if self.decoupled_weight_decay else group["weight_decay"]
         maximize = group["maximize"]
-        state, scratch = self.state, self._scratch
+        state, scratch, views = self.state, self._scratch, self._scratch.views
         for param in group["params"]:
             if param.grad is None:
                 continue
             p, g = param.data, param.grad.data
             if g.shape != p.shape:
                 self._raise_shape(param)
-            arrays = scratch.get(param, p)
-            if arrays is None:  # the first step, or a new array (e.g. Module.to changed the dtype)
+            arrays = views.get(param)
+            if arrays is None or arrays[0] is not p:  # the first step, or a new array (Module.to)
                 arrays = scratch.make(param, p)
                 _follow_dtype(state[param], p.dtype)
-            work, tmp = arrays
+            _, work, tmp = arrays
             if wd:  # g <- wd p + g, or wd p - g when maximizing
                 g = (np.subtract if maximize else np.add)(mul(p, wd, out=work), g, out=work)
             elif maximize:
