@@ -38,19 +38,20 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:  # PyTorch creates Adagrad's state up front
             for p in group["params"]:
-                self._sum(self.state[p], p.data)
-                self.state[p]["step"] = 0
+                self._init_state(self.state[p], p.data)
 
-    def _sum(self, state: dict, p: np.ndarray) -> np.ndarray:
+    def _init_state(self, state: dict, p: np.ndarray) -> None:
         # PyTorch starts every group's sums at the constructor's value, even a group that sets its own
-        return state_array(state, "sum", p, fill=self.defaults["initial_accumulator_value"])
+        state.update(step=0, sum=np.full_like(p, self.defaults["initial_accumulator_value"]))
 
     def _update(self, group: dict[str, Any], params: Iterator[Slot]) -> None:
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         for p, g, state, tmp in params:
-            t = state["step"] = state.get("step", 0) + 1
+            if not state:  # a group added after the constructor
+                self._init_state(state, p)
+            t = state["step"] = state["step"] + 1
             lr_t = lr / (1 + (t - 1) * lr_decay)
-            s = addcmul_(self._sum(state, p), g, g, 1.0, tmp)  # s <- s + g^2
+            s = addcmul_(state["sum"], g, g, 1.0, tmp)  # s <- s + g^2
             addcdiv_(p, g, sqrt_plus(s, eps, out=tmp), -lr_t, tmp)  # p <- p - lr_t g / (sqrt(s) + eps)
 
 
