@@ -342,7 +342,7 @@ def test_checkpoint_from_another_architecture_names_the_mismatch(tmp_path):
     path = tmp_path / "run.npz"
     _trainer(checkpoint_path=path).fit()
     model = nn.Sequential(nn.Linear(FEATURES, 8, rng=0), nn.ReLU(), nn.Linear(8, CLASSES, rng=0))
-    before = {k: v.copy() for k, v in model.state_dict().items()}
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     train, val = _data()
     other = Trainer(model, optim.Adam(model.parameters(), lr=1e-2), train=train, val=val,
                     batch_size=BATCH)
@@ -365,7 +365,7 @@ def test_checkpoint_for_another_optimizer_is_refused_and_nothing_changes(tmp_pat
     path = tmp_path / "run.npz"
     _trainer(opt="adam", checkpoint_path=path).fit()
     trainer = _trainer(opt="sgd")
-    before = {k: v.copy() for k, v in trainer.model.state_dict().items()}
+    before = {k: v.numpy().copy() for k, v in trainer.model.state_dict().items()}
     with pytest.raises(ValueError, match="state is for optimizer 'Adam', not 'SGD'"):
         trainer.resume(path)
     for k, v in trainer.model.state_dict().items():

@@ -36,7 +36,7 @@ from tinygrad_bn import functional as F
 from tinygrad_bn._io import atomic_save_npz, load_npz_checked
 from tinygrad_bn.autograd import no_grad
 from tinygrad_bn.nn.module import Module
-from tinygrad_bn.optim import Optimizer
+from tinygrad_bn.optim import Optimizer, load_state_from_arrays, state_to_arrays
 from tinygrad_bn.tensor import Tensor
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
 
 # Stored in every file as its "format" entry: a foreign .npz, or one from another
 # version of the layout, is refused by name instead of half-loaded.
-CHECKPOINT_FORMAT = "tinygrad_bn.trainer-checkpoint/1"
+CHECKPOINT_FORMAT = "tinygrad_bn.trainer-checkpoint/2"  # 2: optimizer state in torch.optim's layout
 SNAPSHOT_FORMAT = "tinygrad_bn.model-snapshot/1"
 
 LossFn = Callable[[Tensor, np.ndarray], Tensor]
@@ -465,7 +465,7 @@ class Trainer:
         h.val_loss.append(val_loss)
         if not math.isnan(val_acc) and (self.best_val_acc is None or val_acc > self.best_val_acc):
             self.best_val_acc, self.best_iteration = val_acc, self.iteration
-            self.best_state = dict(self.model.state_dict())
+            self.best_state = {k: v.numpy() for k, v in self.model.state_dict().items()}
             if self.best_path is not None:
                 self.save_snapshot(self.best_path)
         if bar is not None:
@@ -515,8 +515,8 @@ class Trainer:
             "meta": np.array(json.dumps(meta)),
             "epoch_order": np.zeros(0, np.int64) if self._order is None else self._order,
         }
-        arrays.update({f"model/{k}": v for k, v in self.model.state_dict().items()})
-        arrays.update({f"optim/{k}": np.asarray(v) for k, v in self.optimizer.state_dict().items()})
+        arrays.update({f"model/{k}": v.numpy() for k, v in self.model.state_dict().items()})
+        arrays.update({f"optim/{k}": v for k, v in state_to_arrays(self.optimizer).items()})
         arrays.update({f"history/{k}": v for k, v in self.history.to_arrays().items()})
         if self.best_state is not None:
             arrays.update({f"best/{k}": v for k, v in self.best_state.items()})
@@ -593,7 +593,7 @@ class Trainer:
 
         # Every check passed. The optimizer validates its own state before changing
         # anything, so it goes first: if it refuses, the Trainer is still untouched.
-        self.optimizer.load_state_dict(_section(arrays, "optim"))
+        load_state_from_arrays(self.optimizer, _section(arrays, "optim"))
         self.model.load_state_dict(model_state)
         self.rng.bit_generator.state = rng_state
         for name, state in module_rngs.items():
