@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.autograd.function import Context, released_message
+from tinygrad_bn.autograd.function import Context, node_of, released_message
 from tinygrad_bn.autograd.grad_mode import STATE, AnomalyError, set_grad_enabled
 from tinygrad_bn.tensor import Tensor
 
@@ -83,8 +83,11 @@ def _send_to_parents(
     pending: dict[Context, int], ready: list[Context], sink: _GradSink,
 ) -> None:
     """Hand each input its gradient; an op input whose consumers have all delivered is ready."""
+    serial = node.serial
     for parent, pg in zip(node.parents, results):
         pctx = parent._ctx
+        if pctx is not None and pctx.serial > serial:  # rebased by an in-place op since
+            pctx = node_of(parent, node)
         if pctx is None:
             if pg is not None:
                 sink.leaf(parent, pg)
@@ -104,8 +107,11 @@ def _count_consumers(roots: Sequence[Tensor]) -> dict[Context, int]:
     stack = [r._ctx for r in roots if r._ctx is not None]
     seen = set(stack)
     while stack:
-        for parent in stack.pop().parents:
+        node = stack.pop()
+        for parent in node.parents:
             pctx = parent._ctx
+            if pctx is not None and pctx.serial > node.serial:  # rebased by an in-place op since
+                pctx = node_of(parent, node)
             if pctx is not None:
                 pending[pctx] = pending.get(pctx, 0) + 1
                 if pctx not in seen:
