@@ -16,7 +16,7 @@ import numpy as np
 
 from tinygrad_bn import functional as F
 from tinygrad_bn import ops
-from tinygrad_bn.autograd import graph
+from tinygrad_bn.autograd import graph, hooks
 from tinygrad_bn.autograd.grad_mode import STATE
 from tinygrad_bn.random import numpy_generator
 from tinygrad_bn.tensor import Tensor, check_device
@@ -394,7 +394,7 @@ CONVERSIONS = {
     "size": _size, "numel": _numel, "nelement": _numel, "dim": _dim, "tolist": _tolist,
     "__float__": _scalar(float), "__int__": _scalar(int), "__index__": _index, "__bool__": _bool,
     "__array__": _array, "__array_ufunc__": _array_ufunc, "__iter__": _iter, "__setitem__": _setitem,
-    "backward": _backward, "register_hook": graph.register_hook, "retain_grad": graph.retain_grad,
+    "backward": _backward, "register_hook": hooks.register_hook, "retain_grad": hooks.retain_grad,
 }
 
 

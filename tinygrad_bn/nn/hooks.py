@@ -13,7 +13,6 @@ tensor that `_Unpack` nodes slice back, so a single node still sees them all.
 from __future__ import annotations
 
 import itertools
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,32 +20,10 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn.autograd import Context, Function
+from tinygrad_bn.autograd.hooks import RemovableHandle
 from tinygrad_bn.tensor import Tensor
 
 Grads = tuple[Tensor | None, ...]
-
-_handle_ids = itertools.count()
-
-
-class RemovableHandle:
-    """What `register_*_hook` returns: `.remove()` (or leaving a `with` block) unregisters the hook."""
-
-    def __init__(self, hooks: OrderedDict[int, Any]):
-        self.id = next(_handle_ids)
-        self._hooks = weakref.ref(hooks)
-
-    def remove(self) -> None:
-        """Unregister the hook (again is fine)."""
-        hooks = self._hooks()
-        if hooks is not None:
-            hooks.pop(self.id, None)
-
-    def __enter__(self) -> RemovableHandle:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.remove()
-
 
 def add_hook(hooks: OrderedDict[int, Callable], hook: Callable, kind: str) -> RemovableHandle:
     """Register `hook` in `hooks` and return its handle; `kind` names the registration in errors."""

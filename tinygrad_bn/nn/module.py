@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tinygrad_bn.autograd import is_grad_enabled, module_scope
-from tinygrad_bn.nn.hooks import BackwardHookCall, RemovableHandle, add_hook
+from tinygrad_bn.autograd.hooks import RemovableHandle
+from tinygrad_bn.nn.hooks import BackwardHookCall, add_hook
 from tinygrad_bn.tensor import Tensor
 
 
