@@ -4,6 +4,7 @@
     kernels.py       the checks every registered kernel gets, on every backend
     mutants.py       wrong kernels (realistic one-line mistakes) that those checks must catch
     profiles.py      hypothesis profiles for gradient checks: load_profile()
+    seed_sweep.py    python -m tinygrad_bn.testing.seed_sweep: property tests under many seeds
     strategies.py    hypothesis strategies of arrays, shapes and kernel arguments
 """
 
