@@ -298,3 +298,21 @@ def test_report_shows_as_an_html_table_in_jupyter(dtype):
 def test_a_report_is_a_plain_dataclass_users_can_build():
     assert FusedCheckReport().passed and FusedCheckReport().rows == []
     assert tg.Tensor is Tensor
+
+
+class _PromotesToFloat64(Function):
+    """y = 2x computed in float64 whatever the input: right values, wrong dtype."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.data.astype(np.float64) * 2.0
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 2.0
+
+
+def test_a_fused_side_that_returns_another_dtype_fails_its_row():
+    x = np.random.default_rng(4).normal(size=(3, 2)).astype(np.float32)
+    report = check_fused(lambda t: t * 2.0, _PromotesToFloat64.apply, [x], raise_exception=False)
+    assert "output[0] (dtype float64, composed float32)" in [row.quantity for row in report.failures()]

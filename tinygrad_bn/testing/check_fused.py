@@ -432,7 +432,7 @@ def _grad_targets(fn: Any, side: list[Any]) -> list[tuple[str, Tensor]]:
 
 
 def _grad_or_zeros(g: Tensor | None, like: Tensor) -> np.ndarray:
-    return np.zeros(like.shape) if g is None else g.data
+    return np.zeros(like.shape, like.dtype) if g is None else g.data
 
 
 def _copy_input(x: Any, dtype: Any = None) -> Any:
@@ -513,6 +513,9 @@ def _max_abs(a: np.ndarray) -> float:
 
 def _judge(name: str, reference: np.ndarray, fused: np.ndarray, rtol: float, atol: float) -> FusedRow:
     """float64: the fused side against the composed twin."""
+    mismatch = _dtype_mismatch(name, reference, fused)
+    if mismatch is not None:
+        return mismatch
     reference, fused = np.asarray(reference, np.float64), np.asarray(fused, np.float64)
     if reference.shape != fused.shape:
         return FusedRow(f"{name} (shape {reference.shape} vs {fused.shape})", np.inf, np.inf, False)
@@ -520,6 +523,14 @@ def _judge(name: str, reference: np.ndarray, fused: np.ndarray, rtol: float, ato
     scale = max(_max_abs(reference), _max_abs(fused))
     rel_err = abs_err / scale if scale > 0 else abs_err
     return FusedRow(name, abs_err, rel_err, bool(rel_err <= rtol or abs_err <= atol))
+
+
+def _dtype_mismatch(name: str, composed: np.ndarray, fused: np.ndarray) -> FusedRow | None:
+    """A failing row when the fused side returns another dtype (e.g. float64 for float32 input)."""
+    a, b = np.asarray(composed).dtype, np.asarray(fused).dtype
+    if a == b:
+        return None
+    return FusedRow(f"{name} (dtype {b}, composed {a})", np.inf, np.inf, False)
 
 
 def _judge_maths(name: str, truth: np.ndarray, fused: np.ndarray, rtol: float, atol: float,
@@ -547,6 +558,9 @@ def _judge_against_truth(name: str, composed: np.ndarray, fused: np.ndarray, tru
                          sensitivity: float, own: float, eps: float, rtol: float | None,
                          atol: float | None) -> FusedRow:
     """Below float64: the fused error against the float64 truth, next to the yardsticks."""
+    mismatch = _dtype_mismatch(name, composed, fused)
+    if mismatch is not None:
+        return mismatch
     truth = np.asarray(truth, np.float64)
     if np.shape(fused) != truth.shape:
         return FusedRow(f"{name} (shape {truth.shape} vs {np.shape(fused)})", np.inf, np.inf, False)
