@@ -16,13 +16,14 @@ from tinygrad_bn.gradcheck import GradcheckError
 from tinygrad_bn.kernel_registry import KERNELS
 from tinygrad_bn.testing import FusedCheckReport, check_fused
 from tinygrad_bn.testing import strategies as tst
+from tinygrad_bn.testing.kernels import first_example
 from tinygrad_bn.testing.mutants import DIFFERENTIABLE, FAST, MUTANTS, scaled_gradient
 
 NORMS = ("batch_norm", "layer_norm")
 
 
-def _example(name, shape=(6, 3), dtype="float64", seed=0):
-    return KERNELS[name].example(np.random.default_rng(seed), shape, dtype)
+def _example(name, dtype="float64"):
+    return first_example(name, dtype)
 
 
 def _check(name, args, **options):

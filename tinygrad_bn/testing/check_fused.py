@@ -261,21 +261,25 @@ def _check_once(composed: Any, fused: Any, args: list[Any], *, state: Any, steps
         raise ValueError("check_fused: inputs hold no float Tensor or array to differentiate")
     low = np.dtype(min(floats, key=lambda d: d.itemsize))
     probes = _Probes(np.random.default_rng((seed, COTANGENT_STREAM)), low)
-    composed_state, fused_state = state if state is not None else (None, None)
+    states = state if state is not None else (None, None)
     run = dict(double_backward=double_backward, steps=steps)
-    wide_rtol = FUSED_RTOL.get(low, FUSED_RTOL[_F64]) if rtol is None or low.itemsize < 8 else rtol
-    wide_atol = FUSED_ATOL.get(low, FUSED_ATOL[_F64]) if atol is None or low.itemsize < 8 else atol
-    if low.itemsize >= 8:
-        reference = _evaluate("composed", composed, _copies(args), composed_state, probes, **run)
-        result = _evaluate("fused", fused, _copies(args), fused_state, probes, **run)
-        _same_targets(reference, result)
-        report = FusedCheckReport(rtol=wide_rtol, atol=wide_atol)
-        report.rows = [_judge(name, reference[name], result[name], wide_rtol, wide_atol)
-                       for name in reference]
-        return report
+    if low.itemsize < 8:
+        return _check_below_float64(composed, fused, args, states, probes, run, low, rtol, atol, seed)
+    reference = _evaluate("composed", composed, _copies(args), states[0], probes, **run)
+    result = _evaluate("fused", fused, _copies(args), states[1], probes, **run)
+    _same_targets(reference, result)
+    report = FusedCheckReport(rtol=FUSED_RTOL.get(low, FUSED_RTOL[_F64]) if rtol is None else rtol,
+                              atol=FUSED_ATOL.get(low, FUSED_ATOL[_F64]) if atol is None else atol)
+    report.rows = [_judge(name, reference[name], result[name], report.rtol, report.atol)
+                   for name in reference]
+    return report
 
-    # Below float64. The float64 evaluations come first, before the low-precision sides
-    # update any state: each widened copy starts from the state as it was given.
+
+def _check_below_float64(composed: Any, fused: Any, args: list[Any], states: Any, probes: _Probes,
+                         run: dict[str, Any], low: np.dtype, rtol: float | None, atol: float | None,
+                         seed: int) -> FusedCheckReport:
+    """Both sides in `low` precision and in float64, the truth's sensitivity, and the verdicts."""
+
     def in_float64(side: str, fn: Any, fn_state: Any, inputs: list[Any], p: _Probes) -> dict[str, np.ndarray]:
         with _widened([fn, fn_state]):
             try:
@@ -287,20 +291,21 @@ def _check_once(composed: Any, fused: Any, args: list[Any], *, state: Any, steps
                     "statistics), pass that as state= so it is widened too."
                 ) from err
 
-    wide = _copies(args, np.float64)
-    truth = in_float64("composed", composed, composed_state, wide, probes)
+    # The float64 evaluations come first, before the low-precision sides update any state:
+    # each widened copy starts from the state as it was given.
+    truth = in_float64("composed", composed, states[0], _copies(args, np.float64), probes)
     jiggle = np.random.default_rng((seed, COTANGENT_STREAM, 1))
-    moved = [in_float64("composed", composed, composed_state, _perturbed(args, low, jiggle),
+    moved = [in_float64("composed", composed, states[0], _perturbed(args, low, jiggle),
                         probes.perturbed(jiggle)) for _ in range(FLOAT32_PERTURBATIONS)]
-    fused_wide = in_float64("fused", fused, fused_state, _copies(args, np.float64), probes)
-    reference = _evaluate("composed", composed, _copies(args), composed_state, probes, **run)
-    result = _evaluate("fused", fused, _copies(args), fused_state, probes, **run)
+    fused_wide = in_float64("fused", fused, states[1], _copies(args, np.float64), probes)
+    reference = _evaluate("composed", composed, _copies(args), states[0], probes, **run)
+    result = _evaluate("fused", fused, _copies(args), states[1], probes, **run)
     _same_targets(reference, result)
     eps, ratio = float(np.finfo(low).eps), float(np.finfo(low).eps / np.finfo(np.float64).eps)
-    report = FusedCheckReport(rtol=rtol, atol=atol, dtype=str(low))
     sensitivity = {name: max(_max_abs_diff(m[name], truth[name]) for m in moved) for name in reference}
-    maths = {name: _judge_maths(name, truth[name], fused_wide[name], wide_rtol, wide_atol,
+    maths = {name: _judge_maths(name, truth[name], fused_wide[name], FUSED_RTOL[_F64], FUSED_ATOL[_F64],
                                 sensitivity[name] / ratio) for name in reference}
+    report = FusedCheckReport(rtol=rtol, atol=atol, dtype=str(low))
     for name in reference:
         # The fused formula's own float64 error is a yardstick only when that formula is right.
         own = _max_abs_diff(fused_wide[name], truth[name]) * ratio if maths[name].passed else 0.0

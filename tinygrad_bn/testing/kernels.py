@@ -119,6 +119,29 @@ class Case:
     numerical: bool = False  # also gradcheck and gradgradcheck the fused side (float64 cases)
 
 
+def example_shapes(kernel: str | FusedKernel) -> list[tuple[int, ...]]:
+    """The EXAMPLE_SHAPES the kernel's composed twin accepts (a 2-D convolution takes 4-D only)."""
+    entry = entry_of(kernel)
+    shapes = []
+    for shape in EXAMPLE_SHAPES:
+        args = entry.example(np.random.default_rng(0), shape, "float64")
+        arrays, rest = split_arguments(args)
+        try:
+            entry.composed(*[Tensor(a) for a in arrays], *rest)
+        except (ValueError, TypeError, IndexError):
+            continue
+        shapes.append(shape)
+    if not shapes:
+        raise ValueError(f"{entry.name}: its example accepts none of the shapes {EXAMPLE_SHAPES}")
+    return shapes
+
+
+def first_example(kernel: str | FusedKernel, dtype: str = "float64") -> list[Any]:
+    """The kernel's example arguments at its first accepted shape."""
+    entry = entry_of(kernel)
+    return entry.example(np.random.default_rng(0), example_shapes(entry)[0], dtype)
+
+
 def kernel_cases(kernel: str | FusedKernel, fused_layer: Callable[..., Any] | None = None) -> list[Case]:
     """The protocol's cases for one kernel (fresh objects each call: layers keep state).
 
@@ -126,15 +149,16 @@ def kernel_cases(kernel: str | FusedKernel, fused_layer: Callable[..., Any] | No
     stateful cases (mutants of BatchNorm's running statistics use it).
     """
     entry = entry_of(kernel)
+    shapes = example_shapes(entry)
     cases = []
     for dtype in ("float64", "float32"):
-        for shape in EXAMPLE_SHAPES:
+        for shape in shapes:
             args = entry.example(np.random.default_rng(0), shape, dtype)
             cases.append(Case(f"{dtype} {shape}", entry.composed, entry.fused, args,
                               numerical=dtype == "float64"))
-    args = entry.example(np.random.default_rng(0), EXAMPLE_SHAPES[0], "float32")
+    args = entry.example(np.random.default_rng(0), shapes[0], "float32")
     args[0] = (args[0] + np.float32(FLOAT32_OFFSET)).astype(np.float32)
-    cases.append(Case(f"float32 {EXAMPLE_SHAPES[0]} + {FLOAT32_OFFSET:g}", entry.composed, entry.fused, args))
+    cases.append(Case(f"float32 {shapes[0]} + {FLOAT32_OFFSET:g}", entry.composed, entry.fused, args))
     builder = LAYER_CASES.get(entry.name)
     return cases + (builder(fused_layer) if builder is not None else [])
 

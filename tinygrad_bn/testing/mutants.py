@@ -63,14 +63,20 @@ class Mutant:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        """Run the block with this mutant in place of the real kernel (the registry restored after)."""
-        real = KERNELS[self.kernel]
-        if self.function is not None:
-            register_kernel(dataclasses.replace(real, kernel=self.function, backends={}), replace=True)
+        """Run the block with this mutant in place of the real kernel (the registry restored after).
+
+        Every entry that runs the same Function is replaced (instance_norm runs group_norm's),
+        on every backend: the mutant is numpy code.
+        """
+        real = KERNELS[self.kernel].kernel
+        replaced = [e for e in KERNELS.values() if e.kernel is real] if self.function is not None else []
+        for entry in replaced:
+            register_kernel(dataclasses.replace(entry, kernel=self.function, backends={}), replace=True)
         try:
             yield
         finally:
-            register_kernel(real, replace=True)
+            for entry in replaced:
+                register_kernel(entry, replace=True)
 
 
 @dataclass
