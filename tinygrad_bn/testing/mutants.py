@@ -189,21 +189,22 @@ class BNDbetaChannelsLast(BatchNormFused):
         return dx, dgamma, grad.reshape(-1, dgamma.shape[0]).sum(axis=0)
 
 
-def _channel_variance(ctx: Context) -> np.ndarray:
-    """The biased batch variance per channel (float64), from what the kernel saved."""
-    _, _, xc, _ = ctx.saved_tensors
-    xcs = xc.data.astype(np.float64)
-    axes = (0,) if xcs.ndim == 2 else (0, 2)
-    return np.maximum((xcs * xcs).mean(axis=axes) - ctx.shift ** 2, 0.0)
+def _channel_variance(x: np.ndarray) -> np.ndarray:
+    """The biased batch variance per channel, in float64."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    return np.var(x.astype(np.float64), axis=axes)
 
 
-def _with_inv_std(ctx: Context, out: np.ndarray, bias: Tensor, inv_std: np.ndarray) -> np.ndarray:
+def _with_inv_std(ctx: Context, x: Tensor, bias: Tensor, eps: float, out: np.ndarray,
+                  inv_std: np.ndarray) -> np.ndarray:
     """The forward redone with another inverse standard deviation (for mistakes made in forward)."""
-    x, weight, xc, r = ctx.saved_tensors
     shape = (1, -1) + (1,) * (x.ndim - 2)
+    right = 1.0 / np.sqrt(_channel_variance(x.data) + eps)
     b = bias.data.reshape(shape)
-    out = ((out - b) * (inv_std / r.data).reshape(shape) + b).astype(out.dtype)
-    ctx.save_for_backward(x, weight, xc, inv_std.astype(r.dtype))
+    out = ((out - b) * (inv_std / right).reshape(shape) + b).astype(out.dtype)
+    saved = ctx.saved_tensors  # nothing is saved when no graph is recorded
+    if saved:
+        ctx.save_for_backward(*saved[:3], inv_std.astype(x.dtype))
     return out
 
 
@@ -214,7 +215,7 @@ class BNEpsOutsideSqrt(BatchNormFused):
     def forward(ctx: Context, x: Tensor, weight: Tensor, bias: Tensor, eps: float,
                 stats: dict | None = None) -> np.ndarray:
         out = BatchNormFused.forward(ctx, x, weight, bias, eps, stats)
-        return _with_inv_std(ctx, out, bias, 1.0 / (np.sqrt(_channel_variance(ctx)) + eps))
+        return _with_inv_std(ctx, x, bias, eps, out, 1.0 / (np.sqrt(_channel_variance(x.data)) + eps))
 
 
 class BNNormalisesWithUnbiasedVar(BatchNormFused):
@@ -224,8 +225,9 @@ class BNNormalisesWithUnbiasedVar(BatchNormFused):
     def forward(ctx: Context, x: Tensor, weight: Tensor, bias: Tensor, eps: float,
                 stats: dict | None = None) -> np.ndarray:
         out = BatchNormFused.forward(ctx, x, weight, bias, eps, stats)
-        n = ctx.layout[0] * ctx.layout[2]
-        return _with_inv_std(ctx, out, bias, 1.0 / np.sqrt(_channel_variance(ctx) * n / (n - 1) + eps))
+        n = x.data.size // x.data.shape[1]
+        unbiased = _channel_variance(x.data) * n / (n - 1)
+        return _with_inv_std(ctx, x, bias, eps, out, 1.0 / np.sqrt(unbiased + eps))
 
 
 class BNStatsVarUnbiased(BatchNormFused):
@@ -291,10 +293,10 @@ class BNFloat32OnePassVariance(BatchNormFused):
         out = BatchNormFused.forward(ctx, x, weight, bias, eps, stats)
         if x.dtype != np.float32:
             return out
-        xs = x.data.reshape(ctx.layout) if ctx.layout[2] > 1 else x.data.reshape(ctx.layout[:2])
-        axes = (0,) if xs.ndim == 2 else (0, 2)
-        var = np.maximum(np.mean(xs * xs, axis=axes) - np.mean(xs, axis=axes) ** 2, 0)
-        return _with_inv_std(ctx, out, bias, (1.0 / np.sqrt(var + np.float32(eps))).astype(np.float32))
+        axes = (0,) + tuple(range(2, x.ndim))
+        var = np.maximum(np.mean(x.data * x.data, axis=axes) - np.mean(x.data, axis=axes) ** 2, 0)
+        inv_std = (1.0 / np.sqrt(var + np.float32(eps))).astype(np.float32)
+        return _with_inv_std(ctx, x, bias, eps, out, inv_std)
 
 
 class _BatchNormLayer:
