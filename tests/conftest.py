@@ -1,8 +1,8 @@
-"""Hypothesis profiles.
+"""Hypothesis profiles: the ones tinygrad_bn.testing ships to users (see tinygrad_bn/testing/profiles.py).
 
-default   fast enough that the whole suite runs in a few minutes on 2 cores
-ci        the default, derandomized (same examples every run), picked when CI=true
-thorough  many more examples: TINYGRAD_BN_HYPOTHESIS_PROFILE=thorough pytest
+default   tinygrad_bn-fast: 15 examples, so the whole suite runs in a few minutes on 2 cores
+ci        tinygrad_bn-ci: the same, derandomized (same examples every run), picked when CI=true
+thorough  tinygrad_bn-thorough: 400 examples: TINYGRAD_BN_HYPOTHESIS_PROFILE=thorough pytest
 """
 
 import os
@@ -15,14 +15,10 @@ if "numpy" not in sys.modules:
     for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 
-from hypothesis import HealthCheck, settings
+from tinygrad_bn.testing import load_profile  # noqa: E402 - after the BLAS setting above
 
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-settings.register_profile("default", max_examples=15, **_common)
-settings.register_profile("ci", max_examples=15, derandomize=True, print_blob=True, **_common)
-settings.register_profile("thorough", max_examples=400, **_common)
-
+_PROFILES = {"default": "tinygrad_bn-fast", "ci": "tinygrad_bn-ci", "thorough": "tinygrad_bn-thorough"}
 _profile = os.environ.get("TINYGRAD_BN_HYPOTHESIS_PROFILE") or (
     "ci" if os.environ.get("CI", "").lower() == "true" else "default"
 )
-settings.load_profile(_profile)
+load_profile(_PROFILES.get(_profile, _profile))

@@ -366,3 +366,121 @@ def test_gradcheck_restores_buffers_that_the_module_rebinds():
     x = Tensor(np.random.default_rng(0).normal(size=(3,)), requires_grad=True)
     gradcheck(module, [x])
     assert module.calls.item() == 0.0
+
+
+def test_gradgradcheck_says_a_raw_numpy_backward_recorded_no_graph_and_how_to_fix_it():
+    x = Tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
+    with pytest.raises(GradcheckError) as err:
+        gradgradcheck(lambda t: FlatBackward.apply(t) + t * t, [x])
+    message = str(err.value)
+    assert message.startswith("gradgradcheck failed for input 0")
+    assert "backward of flat_backward built no graph back to its inputs" in message
+    assert "is_grad_enabled()" in message and "Tensor ops" in message
+    report = gradgradcheck(FlatBackward.apply, [x], raise_exception=False)
+    assert not report.passed and "flat_backward" in str(report) and report.notes
+
+
+def test_gradgradcheck_failure_of_a_differentiable_backward_blames_no_function():
+    class WrongSecondDerivative(Function):
+        """x^3 whose backward, written with Tensor ops, is 3 x^2 + x (a wrong but differentiable rule)."""
+
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x.data**3
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * (x * x * 3.0)
+
+    x = Tensor(np.array([0.5, -1.5, 2.0]), requires_grad=True)
+    assert gradgradcheck(WrongSecondDerivative.apply, [x]).notes == []
+
+
+# ---------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize("check", [gradcheck, gradgradcheck])
+@pytest.mark.parametrize("inputs, message", [
+    (Tensor(np.ones(2), requires_grad=True), r"list or tuple .* got Tensor; pass one input as \[x\]"),
+    (None, r"inputs must be a list or tuple .* got NoneType"),
+    (5, r"got int"),
+    ((t for t in [Tensor(np.ones(2))]), r"got generator"),
+])
+def test_inputs_that_are_not_a_sequence_get_a_clear_error(check, inputs, message):
+    with pytest.raises(TypeError, match=message):
+        check(lambda t: t * 2.0, inputs)
+
+
+@pytest.mark.parametrize("check", [gradcheck, gradgradcheck])
+@pytest.mark.parametrize("options, error, message", [
+    ({"eps": 0}, ValueError, r"eps must be a positive finite step for central differences, got 0"),
+    ({"eps": -1e-6}, ValueError, r"eps must be a positive finite step"),
+    ({"eps": float("nan")}, ValueError, r"eps must be a positive finite step .* got nan"),
+    ({"eps": "small"}, TypeError, r"eps must be a number, got str"),
+    ({"atol": -1.0}, ValueError, r"atol must be a number >= 0, got -1.0"),
+    ({"rtol": None}, ValueError, r"rtol must be a number >= 0, got None"),
+    ({"n_directions": 0}, ValueError, r"n_directions must be an int >= 1, got 0"),
+])
+def test_bad_options_get_a_clear_error(check, options, error, message):
+    x = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(error, match=message):
+        check(lambda t: t * t, [x], **options)
+
+
+def test_a_non_callable_fn_and_a_zero_step_for_numerical_gradient_are_refused():
+    with pytest.raises(TypeError, match=r"gradcheck: fn must be callable .* got ndarray"):
+        gradcheck(np.ones(2), [Tensor(np.ones(2), requires_grad=True)])
+    with pytest.raises(ValueError, match=r"numerical_gradient: h must be a positive finite step"):
+        numerical_gradient(np.sum, np.ones(2), h=0.0)
+
+
+def test_array_inputs_are_refused_with_the_fix_and_plain_values_pass_through():
+    with pytest.raises(TypeError, match=r"inputs\[1\] must be a Tensor, got ndarray; wrap it as Tensor"):
+        gradcheck(lambda t, a: t * 2.0, [Tensor(np.ones(2), requires_grad=True), np.ones(2)])
+    x = Tensor(np.array([0.5, 2.0]), requires_grad=True)
+    report = gradcheck(lambda t, power: t ** power, [x, 3.0])
+    assert report.passed and [r.index for r in report.inputs] == [0]
+    assert gradgradcheck(lambda t, power: t ** power, [x, 3.0]).passed
+
+
+# ---------------------------------------------------------------- hypothesis strategies
+
+
+def test_gradcheck_and_gradgradcheck_accept_a_strategy_and_check_every_example():
+    seen = []
+
+    def cube(t, scale):
+        seen.append(t.shape)
+        return t * t * t * scale
+
+    cases = tst.arrays(tst.shapes(1, 2)).map(lambda a: [a, 0.5])  # arrays become Tensors; 0.5 passes
+    report = gradcheck(cube, cases)
+    assert report.passed and len(seen) > 5
+    assert gradgradcheck(cube, cases).passed
+
+
+def test_gradcheck_with_a_strategy_raises_on_a_wrong_op():
+    with pytest.raises(GradcheckError, match="input 0"):
+        gradcheck(WrongSquare.apply, tst.arrays(tst.shapes(1, 2, min_side=2)).map(lambda a: [a]))
+
+
+def test_gradcheck_with_a_strategy_restores_a_modules_state_between_examples():
+    module = Drifting()
+    report = gradcheck(module, tst.arrays((3,)).map(lambda a: [a]))
+    assert report.passed and module.calls.item() == 0.0
+
+
+# ---------------------------------------------------------------- Jupyter
+
+
+def test_gradcheck_report_shows_as_an_html_table_in_jupyter():
+    a = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x = Tensor(np.array([[0.5, -1.0, 2.0], [1.0, 1.5, 0.25]]), requires_grad=True)
+    report = gradcheck(lambda a_, x_: a_.sum() + WrongSquare.apply(x_), [a, x], raise_exception=False)
+    page = report._repr_html_()
+    assert page.startswith("<table>") and "FAILED" in page and page.count("<tr>") == 3
+    assert "<td>(2, 3)</td>" in page and "color:red\">NO<" in page and "color:green\">yes<" in page
+    notes = gradgradcheck(FlatBackward.apply, [x], raise_exception=False)._repr_html_()
+    assert "<p>The backward of flat_backward built no graph" in notes

@@ -10,6 +10,9 @@ Comparing a fused kernel with its composed twin is `tinygrad_bn.testing.check_fu
 
 from __future__ import annotations
 
+import html
+import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +52,7 @@ def numerical_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, h: float =
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"numerical_gradient: x must be an ndarray, got {type(x).__name__}")
+    _check_step("numerical_gradient", "h", h)
     if not x.flags.c_contiguous or not x.flags.writeable:
         raise ValueError("numerical_gradient: x must be a writeable C-contiguous array")
     grad = np.zeros(x.shape, dtype=np.float64)
@@ -138,21 +142,38 @@ class GradcheckReport:
 
     inputs: list[InputReport] = field(default_factory=list)
     mode: str = "full"
+    notes: list[str] = field(default_factory=list)  # what a failure most likely means, when known
 
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.inputs)
 
+    _HEAD = ("input", "shape", "dtype", "max abs err", "max rel err", "ulps", "ok")
+
+    def _cells(self) -> list[tuple[str, ...]]:
+        return [(str(r.index), str(r.shape), r.dtype, f"{r.max_abs_err:.3e}", f"{r.max_rel_err:.3e}",
+                 "-" if r.ulps is None else f"{r.ulps:.1f}", "yes" if r.passed else "NO")
+                for r in self.inputs]
+
     def __str__(self) -> str:
-        rows = [f"{'input':>5} {'shape':>16} {'dtype':>8} {'max abs err':>12} {'max rel err':>12} "
-                f"{'ulps':>8}  ok"]
-        for r in self.inputs:
-            ulps = "-" if r.ulps is None else f"{r.ulps:.1f}"
-            rows.append(
-                f"{r.index:>5} {str(r.shape):>16} {r.dtype:>8} {r.max_abs_err:>12.3e} "
-                f"{r.max_rel_err:>12.3e} {ulps:>8}  {'yes' if r.passed else 'NO'}"
-            )
-        return "\n".join(rows)
+        widths = (5, 16, 8, 12, 12, 8)
+        lines = [" ".join(f"{h:>{w}}" for h, w in zip(self._HEAD, widths)) + "  ok"]
+        lines += [" ".join(f"{c:>{w}}" for c, w in zip(row, widths)) + f"  {row[-1]}"
+                  for row in self._cells()]
+        return "\n".join(lines + self.notes)
+
+    def _repr_html_(self) -> str:
+        """An HTML table, so a Jupyter notebook shows the report as one."""
+        head = "".join(f"<th>{h}</th>" for h in self._HEAD)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row[:-1])
+            + f"<td style=\"color:{'green' if row[-1] == 'yes' else 'red'}\">{row[-1]}</td></tr>"
+            for row in self._cells()
+        )
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        verdict = "passed" if self.passed else "FAILED"
+        return (f"<table><caption>gradient check {verdict} ({html.escape(self.mode)} mode)</caption>"
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{notes}")
 
 
 # ---------------------------------------------------------------- gradcheck
@@ -194,7 +215,7 @@ def _failure_message(what: str, r: InputReport, atol: float, rtol: float) -> str
 
 def gradcheck(
     fn: Callable[..., Any],
-    inputs: Sequence[Tensor],
+    inputs: Sequence[Any],
     *,
     eps: float = 1e-6,
     atol: float = 1e-5,
@@ -214,18 +235,21 @@ def gradcheck(
     for large inputs). float64 inputs are checked directly; float32 inputs are
     also evaluated in float64 (numerically checked there), and the float32
     gradient is compared with the float64 one, reporting the error in ULPs.
+    `inputs` holds Tensors; other values that are not arrays (eps, a flag) are
+    passed through unchecked. `inputs` may also be a hypothesis strategy of such
+    lists, whose float arrays become Tensors that require grad: then every drawn
+    example is checked (one call = one property test, with no deadline).
     `restore` names state (Modules, arrays, bn_param dicts) that is snapshotted
     and restored around every evaluation; fn itself is included when a Module.
     `params` are tensors fn uses internally that are checked too (reported after
     the inputs); they default to fn's parameters when fn is a Module.
     """
-    if mode not in ("full", "directional"):
-        raise ValueError(f"gradcheck: mode must be 'full' or 'directional', got {mode!r}")
-    inputs = list(inputs)
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"gradcheck: inputs[{i}] must be a Tensor, got {type(x).__name__}")
-    checked = [i for i, x in enumerate(inputs) if x.requires_grad]
+    options = dict(eps=eps, atol=atol, rtol=rtol, mode=mode, n_directions=n_directions, seed=seed,
+                   restore=restore, raise_exception=raise_exception)
+    if _is_strategy(inputs):
+        return _over_strategy(lambda ins: gradcheck(fn, ins, params=params, **options), inputs, fn, restore)
+    inputs = _check_arguments("gradcheck", fn, inputs, eps, atol, rtol, mode, n_directions)
+    checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if params is None:
         params = fn.parameters() if isinstance(fn, Module) else []
     params = [p for p in params if p.requires_grad and all(p is not x for x in inputs)]
@@ -237,7 +261,7 @@ def gradcheck(
     low = [i for i in checked if inputs[i].dtype == np.float32]
     if low:
         wide = [x.detach().to(np.float64).requires_grad_(x.requires_grad)
-                if x.dtype == np.float32 else x for x in inputs]
+                if isinstance(x, Tensor) and x.dtype == np.float32 else x for x in inputs]
         report = gradcheck(fn, wide, eps=eps, atol=atol, rtol=rtol, mode=mode,
                            n_directions=n_directions, seed=seed, restore=restore,
                            params=params, raise_exception=raise_exception)
@@ -269,6 +293,59 @@ def gradcheck(
         if raise_exception and not r.passed:
             raise GradcheckError(_failure_message("gradcheck", r, atol, rtol))
     return report
+
+
+def _check_step(op: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise TypeError(f"{op}: {name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{op}: {name} must be a positive finite step for central differences, "
+                         f"got {value}")
+
+
+def _check_arguments(op: str, fn: Any, inputs: Any, eps: Any, atol: Any, rtol: Any, mode: Any,
+                     n_directions: Any) -> list[Any]:
+    """The checks every entry point shares; returns inputs as a list."""
+    if not callable(fn):
+        raise TypeError(f"{op}: fn must be callable (a function or Module), got {type(fn).__name__}")
+    if not isinstance(inputs, list | tuple):
+        hint = "; pass one input as [x]" if isinstance(inputs, Tensor | np.ndarray) else ""
+        raise TypeError(f"{op}: inputs must be a list or tuple of Tensors (or a hypothesis strategy of "
+                        f"such lists), got {type(inputs).__name__}{hint}")
+    for i, x in enumerate(inputs):
+        if isinstance(x, np.ndarray):
+            raise TypeError(f"{op}: inputs[{i}] must be a Tensor, got ndarray; wrap it as "
+                            "Tensor(a, requires_grad=True) to check its gradient, or Tensor(a) for data")
+    _check_step(op, "eps", eps)
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if isinstance(value, bool) or not isinstance(value, int | float | np.floating) or not value >= 0:
+            raise ValueError(f"{op}: {name} must be a number >= 0, got {value!r}")
+    if mode not in ("full", "directional"):
+        raise ValueError(f"{op}: mode must be 'full' or 'directional', got {mode!r}")
+    if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions < 1:
+        raise ValueError(f"{op}: n_directions must be an int >= 1, got {n_directions!r}")
+    return list(inputs)
+
+
+def _is_strategy(value: Any) -> bool:
+    strategies = sys.modules.get("hypothesis.strategies")  # no strategy exists unless hypothesis loaded
+    return strategies is not None and isinstance(value, strategies.SearchStrategy)
+
+
+def _as_tensors(example: Any) -> list[Any]:
+    """A drawn example as arguments: float arrays require grad, other arrays become plain Tensors."""
+    if not isinstance(example, list | tuple):
+        example = [example]
+    return [Tensor(a, requires_grad=a.dtype.kind == "f") if isinstance(a, np.ndarray) else a for a in example]
+
+
+def _over_strategy(check: Callable[[list[Any]], GradcheckReport], strategy: Any, fn: Any,
+                   restore: Any) -> GradcheckReport:
+    """Run `check` on every example the strategy draws (restoring state between them); the last report."""
+    from tinygrad_bn.testing.profiles import for_each_example  # hypothesis: only with a strategy
+
+    state = [s for s in (restore, fn) if isinstance(s, Module | dict | np.ndarray | Tensor | list | tuple)]
+    return for_each_example(strategy, lambda example: check(_as_tensors(example)), restore=state)[-1]
 
 
 def _directional(
@@ -358,7 +435,7 @@ def derivative(
 
 def gradgradcheck(
     fn: Callable[..., Any],
-    inputs: Sequence[Tensor],
+    inputs: Sequence[Any],
     *,
     eps: float = 1e-6,
     atol: float = 1e-5,
@@ -369,7 +446,97 @@ def gradgradcheck(
     restore: Any = None,
     raise_exception: bool = True,
 ) -> GradcheckReport:
-    """Check second derivatives: gradcheck of x -> d<v, fn(x)>/dx built with create_graph=True."""
-    return gradcheck(derivative(fn, inputs, seed, restore), inputs, eps=eps, atol=atol, rtol=rtol,
-                     mode=mode, n_directions=n_directions, seed=seed, restore=restore,
-                     raise_exception=raise_exception)
+    """Check second derivatives: gradcheck of x -> d<v, fn(x)>/dx built with create_graph=True.
+
+    `inputs` as for gradcheck (a list, or a hypothesis strategy of lists). When
+    the check fails and a custom Function's backward built no graph back to its
+    inputs (it computed with raw numpy), the error says so and how to fix it.
+    """
+    options = dict(eps=eps, atol=atol, rtol=rtol, mode=mode, n_directions=n_directions, seed=seed,
+                   restore=restore, raise_exception=raise_exception)
+    if _is_strategy(inputs):
+        return _over_strategy(lambda ins: gradgradcheck(fn, ins, **options), inputs, fn, restore)
+    inputs = _check_arguments("gradgradcheck", fn, inputs, eps, atol, rtol, mode, n_directions)
+    first = derivative(fn, inputs, seed, restore)
+    try:
+        report = gradcheck(first, inputs, **options)
+    except GradcheckError as err:
+        message = str(err).replace("gradcheck", "gradgradcheck", 1)
+        raise GradcheckError("\n".join([message, *_graphless_backwards(fn, inputs, restore)])) from None
+    if not report.passed:
+        report.notes += _graphless_backwards(fn, inputs, restore)
+    return report
+
+
+def _graphless_backwards(fn: Callable[..., Any], inputs: list[Any], restore: Any) -> list[str]:
+    """Why a second derivative came out wrong, when the reason is a backward written with raw numpy.
+
+    Runs fn once more and calls the backward of every non-primitive node of its
+    graph with grad recording on: a gradient that leads back to none of the
+    node's inputs was computed outside autograd, so its derivative is zero.
+    """
+    from tinygrad_bn.ops import PRIMITIVES
+
+    primitives = set(PRIMITIVES.values())
+    snapshot = StateSnapshot(state_slots(restore) + (state_slots(fn) if isinstance(fn, Module) else []))
+    with enable_grad():
+        outs = as_outputs(fn(*inputs))
+    snapshot.restore()
+    names: list[str] = []
+    for node in _graph_nodes(outs):
+        if node.fn in primitives or node.fn.name in names:
+            continue
+        wanted = [p for p, need in zip(node.parents, node.needs_input_grad) if need]
+        try:
+            with enable_grad():
+                out = node.output
+                results = node.fn.backward(node, Tensor(np.ones(out.shape, out.dtype), requires_grad=True))
+        except Exception:  # only a probe for a better message: the failure is reported anyway
+            continue
+        results = results if isinstance(results, tuple | list) else (results,)
+        if not any(isinstance(r, Tensor) and _reaches(r, wanted) for r in results):
+            names.append(node.fn.name)
+    return [
+        f"The backward of {name} built no graph back to its inputs: with create_graph=True (grad "
+        "recording on) it returned gradients computed from raw numpy arrays (.data, or arrays kept on "
+        "ctx), which autograd sees as constants, so their derivative is zero. To make it "
+        "differentiable, when is_grad_enabled() is True compute the same gradient with Tensor ops "
+        "from the Tensors in ctx.saved_tensors, as the fused kernels in tinygrad_bn/kernels do "
+        "(docs/custom-layers.md, 'Double backward')."
+        for name in names
+    ]
+
+
+def _graph_nodes(outs: list[Tensor]) -> list[Any]:
+    """Every recorded op the outputs depend on."""
+    stack = [o._ctx for o in outs if o._ctx is not None]
+    seen = {id(c) for c in stack}
+    nodes = []
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        for parent in node.parents:
+            ctx = getattr(parent, "_ctx", None)
+            if ctx is not None and id(ctx) not in seen:
+                seen.add(id(ctx))
+                stack.append(ctx)
+    return nodes
+
+
+def _reaches(t: Tensor, targets: list[Tensor]) -> bool:
+    """True when t's graph leads to any of `targets`."""
+    wanted = {id(x) for x in targets}
+    if id(t) in wanted:
+        return True
+    stack = [t._ctx] if t._ctx is not None else []
+    seen = set()
+    while stack:
+        node = stack.pop()
+        for parent in node.parents:
+            if id(parent) in wanted:
+                return True
+            ctx = getattr(parent, "_ctx", None)
+            if ctx is not None and id(ctx) not in seen:
+                seen.add(id(ctx))
+                stack.append(ctx)
+    return False

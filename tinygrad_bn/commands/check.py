@@ -14,8 +14,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "check", help="check fused kernels vs composed twins and numerical gradients",
         description="For each registered fused kernel (BatchNorm, LayerNorm, Linear, cross-entropy, ...) "
-        "and backend: compare outputs, gradients and double backward with the composed version, then "
-        "gradcheck and gradgradcheck both sides in float64.",
+        "and backend: compare outputs, gradients through both backward paths (grad recording off, as "
+        "training runs, and the differentiable one) and double backward with the composed version, then "
+        "gradcheck and gradgradcheck both sides in float64. With --mutants: run the same checks on every "
+        "wrong kernel of tinygrad_bn.testing.mutants and show which check caught each one.",
     )
     p.add_argument("--kernel", action="append", metavar="NAME",
                    help=f"check only this kernel (repeatable; default: all of {sorted(KERNELS)})")
@@ -24,6 +26,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shape", default="8,4,3", help="input shape as comma-separated ints (default 8,4,3)")
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mutants", action="store_true",
+                   help="check that every mutant (wrong kernel) is caught and every real kernel passes the "
+                        "fixed protocol; exit status 0 only if so")
     p.set_defaults(run=run)
 
 
@@ -52,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in KERNELS]
     if unknown:
         raise ValueError(f"--kernel: unknown kernel(s) {unknown}; registered: {sorted(KERNELS)}")
+    if args.mutants:
+        return _run_mutants(names)
     failed = False
     for backend in _backends(args.backend):
         for name in names:
@@ -77,3 +84,31 @@ def _check_one(entry: FusedKernel, backend: str, shape: tuple[int, ...], args: a
         print(f"   {impl:>8}: gradcheck max rel err {worst1:.2e} ({'ok' if first.passed else 'FAIL'}), "
               f"gradgradcheck {worst2:.2e} ({'ok' if second.passed else 'FAIL'})")
     return result.passed
+
+
+def _run_mutants(names: list[str]) -> int:
+    """The real kernels on every backend, then their mutants; 0 when all pass and all mutants are caught."""
+    from tinygrad_bn.testing.kernels import CHECKS, backends_of, kernel_cases, run_cases
+    from tinygrad_bn.testing.mutants import MUTANTS, check_catalogue, verdict_table
+
+    print("== the real kernels on the fixed protocol "
+          "(check_fused, gradcheck, gradgradcheck with their default settings)")
+    real_ok = True
+    for name in names:
+        for backend in backends_of(name):
+            results = run_cases(kernel_cases(name), backend)
+            failed = [f"{r.case}: {f}" for r in results for c in CHECKS for f in r.findings(c)]
+            real_ok &= not failed
+            print(f"{name:<16} {backend:<6} {len(results)} cases: " + ("pass" if not failed else
+                  "FAIL " + "; ".join(failed[:3])))
+    mutants = tuple(m for m in MUTANTS if m.kernel in names)
+    print(f"\n== {len(mutants)} mutants: which check caught each one (first case: row, +more)")
+    verdicts = check_catalogue(mutants)
+    print(verdict_table(verdicts))
+    missed = [v.mutant.id for v in verdicts if not v.caught]
+    print()
+    if missed:
+        print(f"MISSED: {', '.join(missed)}")
+    print(f"{len(verdicts) - len(missed)} of {len(verdicts)} mutants caught; real kernels "
+          + ("pass" if real_ok else "FAIL"))
+    return 0 if real_ok and not missed else 1

@@ -115,17 +115,6 @@ def _norm_axes(kind: str, x: np.ndarray) -> tuple[int, ...]:
     return (0,) + tuple(range(2, x.ndim)) if kind == "batch_norm" else tuple(range(1, x.ndim))
 
 
-def _well_conditioned(kind: str, x: np.ndarray) -> bool:
-    """Every normalised group's spread is far above the float32 resolution of its values.
-
-    When a group's values agree to a few float32 ulps, centring them leaves mostly
-    rounding error and the normalised output is noise in *any* implementation; a
-    float32 comparison there measures the input's conditioning, not the kernel.
-    """
-    axes = _norm_axes(kind, x)
-    return bool(np.all(x.std(axis=axes) > 1e-2 * np.maximum(np.abs(x).max(axis=axes), 1e-3)))
-
-
 def norm_kernel_args(kind: str, dtype: str = "float64") -> st.SearchStrategy:
     """[x, weight, bias, eps] for kind "batch_norm" (per channel) or "layer_norm" (per example)."""
 
@@ -134,20 +123,13 @@ def norm_kernel_args(kind: str, dtype: str = "float64") -> st.SearchStrategy:
         x = draw(norm_layer_inputs(dtype=dtype))
         axes = _norm_axes(kind, x)
         if np.any(x.max(axis=axes) == x.min(axis=axes)):
-            # An exactly constant group normalises rounding noise: its second derivative
-            # is that noise times r**3 = eps**-1.5, so two implementations that sum in a
-            # different order disagree at ~1e-10. Test such groups for finiteness alone.
-            x = x + np.linspace(0.0, 1.0, x.size).reshape(x.shape)
-        if dtype == "float32":
-            # With 2 values per group xhat = +-1 and dx is identically zero: comparisons
-            # would measure rounding noise. Grow the groups to >= 4 values.
-            grow_axis = 0 if kind == "batch_norm" else 1
-            groups = x.shape[1] if kind == "batch_norm" else x.shape[0]
-            while x.size // groups < 4:
-                x = np.concatenate([x, x * 0.5 + 0.3], axis=grow_axis)
-            if not _well_conditioned(kind, x):
-                x = x + np.linspace(-1, 1, x.size).reshape(x.shape)
-        x = x.astype(dtype)
+            # Ill-posed in every precision: an exactly constant group has no spread to
+            # normalise, so x - mean is pure rounding error (of random sign, in any
+            # implementation) and the output is that noise times 1/sqrt(eps). Comparing two
+            # implementations there compares their rounding, not their maths. (Everything
+            # else, two-row groups, large offsets and tiny spreads included, is drawn as is:
+            # check_fused judges float32 against a float64 truth.)
+            x = (x + np.linspace(0.0, 1.0, x.size).reshape(x.shape)).astype(dtype)
         param_shape = (x.shape[1],) if kind == "batch_norm" else x.shape[1:]
         w = draw(arrays(param_shape, dtype, -2.0, 2.0))
         b = draw(arrays(param_shape, dtype, -2.0, 2.0))
