@@ -17,6 +17,8 @@ from tinygrad_bn.kernel_registry import (
     use_backend,
 )
 from tinygrad_bn.kernels import batchnorm, cross_entropy, layernorm, linear  # noqa: F401 - registers
+from tinygrad_bn.kernels import conv  # noqa: F401 - registers
+from tinygrad_bn.kernels import groupnorm, pool  # noqa: F401 - registers
 from tinygrad_bn.kernels.batchnorm import BatchNormFused
 from tinygrad_bn.kernels.cross_entropy import CrossEntropyFused
 from tinygrad_bn.kernels.layernorm import LayerNormFused

@@ -1,0 +1,221 @@
+"""MaxPool2dFused, AvgPool2dFused, AdaptiveAvgPool2dFused: pooling on strided views, backward by hand.
+
+Every (n, c) plane is pooled on its own, so the kernels see P planes (P, H, W).
+Kernel element (i, j) of every window is one strided view of the padded planes,
+`xp[:, i*d : ... : s, j*d : ... : s]` of shape (P, OH, OW), so a window
+reduction is kh*kw elementwise passes over output-sized arrays, with no
+gathered copy of the windows.
+
+Max pooling. Forward scans the views in window order and keeps, per output,
+the running maximum and the scan position k that holds it (PyTorch's rule, see
+functional/pool.py: strictly greater, or NaN, replaces). y depends on x only
+through the chosen element, y[p, q] = xp[chosen position], so
+
+    dx[h, w] = sum of g[p, q] over the windows (p, q) whose chosen element is (h, w)
+
+and backward adds g into view k where the chosen position is k. Overlapping
+windows that chose the same element add up. Max pooling is piecewise linear:
+its second derivative is zero and its backward is linear in g, so with
+create_graph=True the backward is a scatter-add of g to the chosen flat
+positions (a primitive, differentiable in g).
+
+Average pooling. y[p, q] = scale[p, q] * sum over the window of xp, with
+scale = 1 / divisor, so every element of window (p, q) receives
+scale[p, q] * g[p, q]:
+
+    dx = crop(sum over kernel elements k of view_k^T (scale * g))
+
+i.e. kh*kw strided adds of the same (P, OH, OW) array. Linear in both x and g;
+create_graph=True evaluates it with a gather/scatter-add of primitives.
+
+Adaptive average pooling is y = A_h x A_wᵀ per plane with constant averaging
+matrices, so dx = A_hᵀ g A_w. When the output divides the input, the windows
+tile the plane exactly, and forward is a reshape and a mean, backward a
+broadcast; otherwise the two matrix products.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygrad_bn import functional as F
+from tinygrad_bn import ops
+from tinygrad_bn.autograd import Context, Function, is_grad_enabled
+from tinygrad_bn.functional.conv import Window, window_rows
+from tinygrad_bn.functional.pool import empty_windows, first_input_element, input_index, scan_max
+from tinygrad_bn.kernel_registry import FusedKernel, register_kernel
+from tinygrad_bn.kernels.conv import crop_array, pad_array
+from tinygrad_bn.tensor import Tensor
+
+
+def _planes(a: np.ndarray) -> np.ndarray:
+    """(..., H, W) as (P, H, W)."""
+    return a.reshape((-1,) + a.shape[-2:])
+
+
+def _views(xp: np.ndarray, window: Window) -> list[np.ndarray]:
+    """The strided view (P, OH, OW) of each kernel element, in scan order."""
+    return [xp[(slice(None),) + window.offsets(i, j)] for i, j in window.positions()]
+
+
+class MaxPool2dFused(Function):
+    """Max pooling of (..., H, W); `info`, when a dict, receives the chosen flat indices."""
+
+    name = "max_pool2d_fused"
+    fused = True
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, window: Window, info: dict | None = None) -> np.ndarray:
+        xd = _planes(x.data)
+        xp = pad_array(xd, window.pads, -np.inf)
+        best, chosen = scan_max(_views(xp, window), first_input_element(window),
+                                (xd.shape[0],) + window.out, xd.dtype, bool(np.isnan(xd).any()))
+        if info is not None:
+            info["indices"] = input_index(chosen, window).reshape(x.data.shape[:-2] + window.out)
+        ctx.chosen, ctx.window, ctx.in_shape = chosen, window, x.data.shape
+        return best.reshape(x.data.shape[:-2] + window.out)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        window, chosen = ctx.window, ctx.chosen
+        planes = chosen.shape[0]
+        h, w = window.size
+        if is_grad_enabled():
+            flat = input_index(chosen, window)
+            empty = empty_windows(window)
+            if empty is not None:  # windows without input elements pass nothing back
+                flat = np.where(empty, 0, flat)
+                g = ops.Where.apply(Tensor._wrap(~empty, False, None), g, g * 0.0)
+            dx = ops.ScatterAdd.apply(g.reshape(planes, -1), shape=(planes, h * w),
+                                      index=(np.arange(planes)[:, None], flat.reshape(planes, -1)))
+            return dx.reshape(*ctx.in_shape)
+        gd = _planes(g.data)
+        acc = np.zeros((planes,) + window.padded, dtype=gd.dtype)
+        for k, view in enumerate(_views(acc, window)):
+            np.add(view, gd, out=view, where=chosen == k)
+        return np.ascontiguousarray(crop_array(acc, window)).reshape(ctx.in_shape)
+
+
+class AvgPool2dFused(Function):
+    """Average pooling of (..., H, W): window sums times `scale` (OH, OW), 1 / each divisor."""
+
+    name = "avg_pool2d_fused"
+    fused = True
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, window: Window, scale: np.ndarray) -> np.ndarray:
+        xp = pad_array(_planes(x.data), window.pads)
+        views = _views(xp, window)
+        acc = views[0].copy()
+        for view in views[1:]:
+            acc += view
+        acc *= scale
+        ctx.window, ctx.scale, ctx.in_shape = window, scale, x.data.shape
+        return acc.reshape(x.data.shape[:-2] + window.out)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        window, scale = ctx.window, ctx.scale
+        if is_grad_enabled():
+            return _avg_backward_differentiable(g, window, scale, ctx.in_shape)
+        share = _planes(g.data) * scale  # what each element of window (p, q) receives
+        acc = np.zeros((share.shape[0],) + window.padded, dtype=share.dtype)
+        for view in _views(acc, window):
+            view += share
+        return np.ascontiguousarray(crop_array(acc, window)).reshape(ctx.in_shape)
+
+
+def _avg_backward_differentiable(g: Tensor, window: Window, scale: np.ndarray, in_shape: tuple) -> Tensor:
+    """The same spread with primitives: scale * g copied to every window element, scatter-added."""
+    (oh, ow), (hp, wp), (h, w) = window.out, window.padded, window.size
+    share = g.reshape(-1, oh * ow).permute(1, 0) * Tensor._wrap(scale.reshape(-1, 1), False, None)
+    planes = share.shape[1]
+    spread = share.reshape(1, oh * ow, planes).expand(window.count, oh * ow, planes)
+    padded = ops.ScatterAdd.apply(spread, index=window_rows(1, window), shape=(hp * wp, planes))
+    top, left = window.pads[0], window.pads[2]
+    region = (slice(None), slice(top, top + h), slice(left, left + w))
+    return ops.GetItem.apply(padded.permute(1, 0).reshape(planes, hp, wp), index=region).reshape(*in_shape)
+
+
+class AdaptiveAvgPool2dFused(Function):
+    """Adaptive average pooling of (..., H, W) with averaging matrices rows (OH, H), cols (OW, W)."""
+
+    name = "adaptive_avg_pool2d_fused"
+    fused = True
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        xd = _planes(x.data)
+        (oh, h), (ow, w) = rows.shape, cols.shape
+        ctx.rows, ctx.cols, ctx.in_shape = rows, cols, x.data.shape
+        if h % oh == 0 and w % ow == 0:  # the windows tile the plane
+            out = xd.reshape(-1, oh, h // oh, ow, w // ow).mean(axis=(2, 4))
+        else:
+            out = rows @ xd @ cols.T
+        return out.reshape(x.data.shape[:-2] + (oh, ow))
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> Tensor:
+        rows, cols = ctx.rows, ctx.cols
+        if is_grad_enabled():
+            return (Tensor._wrap(np.ascontiguousarray(rows.T), False, None) @ g
+                    @ Tensor._wrap(cols, False, None)).reshape(*ctx.in_shape)
+        (oh, h), (ow, w) = rows.shape, cols.shape
+        gd = _planes(g.data)
+        if h % oh == 0 and w % ow == 0:
+            kh, kw = h // oh, w // ow
+            share = gd * gd.dtype.type(1.0 / (kh * kw))
+            dx = np.broadcast_to(share[:, :, None, :, None], (gd.shape[0], oh, kh, ow, kw))
+        else:
+            dx = rows.T @ gd @ cols
+        return np.ascontiguousarray(dx).reshape(ctx.in_shape)
+
+
+# ---------------------------------------------------------------- registration
+
+
+def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
+    given = tuple(shape[2:4])
+    return given + (4,) * (2 - len(given))
+
+
+def _images(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    size = tuple(shape[:2]) + _spatial(shape)
+    # A permutation: distinct values, so no window has a tie a numerical gradient would straddle.
+    return (rng.permutation(int(np.prod(size))).reshape(size) * 0.1).astype(dtype)
+
+
+def _max_pool(impl: str) -> Any:
+    return lambda x, kernel, stride, padding, dilation, ceil_mode: F.max_pool2d(
+        x, kernel, stride, padding, dilation, ceil_mode, impl=impl)
+
+
+def _avg_pool(impl: str) -> Any:
+    return lambda x, kernel, stride, padding, ceil_mode, count_include_pad: F.avg_pool2d(
+        x, kernel, stride, padding, ceil_mode, count_include_pad, impl=impl)
+
+
+def _adaptive(impl: str) -> Any:
+    return lambda x, output_size: F.adaptive_avg_pool2d(x, output_size, impl=impl)
+
+
+def _strategy(kind: str) -> Any:
+    def strategy(dtype: str) -> Any:
+        from tinygrad_bn.testing import conv_strategies  # hypothesis loads only when a check asks
+
+        return getattr(conv_strategies, f"{kind}_args")(dtype)
+
+    return strategy
+
+
+register_kernel(FusedKernel(
+    "max_pool2d", MaxPool2dFused, _max_pool("composed"), _max_pool("fused"),
+    lambda rng, shape, dtype: [_images(rng, shape, dtype), 2, 1, 1, 1, False], _strategy("max_pool")))
+register_kernel(FusedKernel(
+    "avg_pool2d", AvgPool2dFused, _avg_pool("composed"), _avg_pool("fused"),
+    lambda rng, shape, dtype: [_images(rng, shape, dtype), 3, 2, 1, True, False], _strategy("avg_pool")))
+register_kernel(FusedKernel(
+    "adaptive_avg_pool2d", AdaptiveAvgPool2dFused, _adaptive("composed"), _adaptive("fused"),
+    lambda rng, shape, dtype: [_images(rng, shape, dtype), (3, 2)], _strategy("adaptive_avg_pool")))
