@@ -18,8 +18,15 @@ patch of a busy machine hits all three alike; --repeat takes the best of R.
 
 Targets (issue 6): float64 within 1.3x of numpy; float32 within 1.5x of PyTorch.
 
+`--executors` measures something else: the whole `dlfs-init-sweep` preset run
+the way `tinygrad-bn sweep` runs it, on `--jobs 1`, on `--jobs W` local
+processes and on a Dask LocalCluster of W workers (`--scheduler local`), each
+into a fresh output directory; it prints the wall times and whether each run's
+results (the JSON results and the CSV, compared exactly) equal `--jobs 1`'s.
+
     python benchmarks/bench_sweep.py                 # both dtypes, 16 scales
     python benchmarks/bench_sweep.py --scales 4 --dtype float64 --profile
+    python benchmarks/bench_sweep.py --executors --workers 2
     tinygrad-bn bench sweep --help
 """
 
@@ -28,9 +35,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import importlib.util
+import json
 import os
 import pstats
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -187,6 +196,52 @@ def _short(filename: str) -> str:
     return Path(filename).name
 
 
+# ---------------------------------------------------------------- executors
+
+
+def compare_executors(config: dlfs_init_sweep.Config, workers: int, repeat: int) -> str:
+    """The preset on --jobs 1, --jobs W and a W-worker LocalCluster: wall times, same results?"""
+    runs = {"--jobs 1": (None, 1), f"--jobs {workers}": (None, workers)}
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        print("dask.distributed is not installed: the LocalCluster row is skipped")
+    else:
+        runs[f"--scheduler local ({workers} workers)"] = ("local", workers)
+    best: dict[str, tuple[float, float, float]] = {}
+    outputs: dict[str, tuple[Any, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        # Outside the clock: the data, matplotlib and the first figure, for every row alike.
+        dlfs_init_sweep.run(dlfs_init_sweep.Config.quick(num_scales=1), out_dir=Path(tmp) / "warm",
+                            log=None, progress_bar=False)
+        for r in range(repeat):
+            for k, (name, (executor, jobs)) in enumerate(runs.items()):
+                out = Path(tmp) / f"{k}-{r}"  # fresh: nothing to resume
+                start = time.perf_counter()
+                result = dlfs_init_sweep.run(config, jobs=jobs, executor=executor, out_dir=out,
+                                             log=None, progress_bar=False)
+                wall = time.perf_counter() - start
+                cpu = sum(json.loads(f.read_text())["cpu_seconds"]
+                          for f in result.run_dir.glob("task-*.json"))
+                if name not in best or wall < best[name][0]:
+                    best[name] = (wall, result.seconds, cpu)
+                table = (out / "dlfs-init-sweep.csv").read_text()
+                outputs.setdefault(name, (result.results, table))
+    reference_results, reference_table = outputs["--jobs 1"]
+    header = (f"{'executor':<32} {'wall s':>8} {'tasks s':>8} {'task CPU s':>10} "
+              f"{'vs --jobs 1':>12}  {'results == --jobs 1':>19}")
+    lines = [header, "-" * len(header)]
+    for name, (wall, tasks_seconds, cpu) in best.items():
+        results, table = outputs[name]
+        same = "yes" if results == reference_results and table == reference_table else "NO"
+        lines.append(f"{name:<32} {wall:>8.2f} {tasks_seconds:>8.2f} {cpu:>10.2f} "
+                     f"{best['--jobs 1'][0] / wall:>11.2f}x  {same:>19}")
+    lines += ["wall s: the whole call (a LocalCluster's start and stop included); tasks s: from the",
+              "first task submitted to the last result; task CPU s: the workers' CPU time while",
+              "running the tasks, summed (what a busy machine cannot inflate much)"]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -211,9 +266,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile one BN+plain pair of ours per dtype")
+    parser.add_argument("--executors", action="store_true",
+                        help="instead: the preset on --jobs 1, --jobs W and a W-worker Dask "
+                             "LocalCluster; wall times and whether the results are identical")
+    parser.add_argument("--workers", type=int, default=2, metavar="W",
+                        help="workers for --executors (default 2)")
     args = parser.parse_args(argv)
-    if args.scales < 1 or args.evaluations < 1 or args.repeat < 1:
-        parser.error("--scales, --evaluations and --repeat must be positive")
+    if args.scales < 1 or args.evaluations < 1 or args.repeat < 1 or args.workers < 1:
+        parser.error("--scales, --evaluations, --repeat and --workers must be positive")
+    if args.executors:
+        dtype = "float64" if args.dtype == "both" else args.dtype
+        config = dlfs_init_sweep.Config(num_scales=args.scales, evaluations=args.evaluations,
+                                        dtype=dtype, bn_impl=args.bn_impl)
+        print(f"dlfs-init-sweep preset: {args.scales} scales x (BN + plain), {args.evaluations} "
+              f"evaluations, {dtype}; best of {args.repeat}, each run into a fresh directory\n")
+        print(compare_executors(config, args.workers, args.repeat))
+        return 0
     with_torch = not args.no_torch and _torch_available()
     if with_torch:
         import torch

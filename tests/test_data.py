@@ -489,6 +489,30 @@ def test_cifar_batch_with_wrong_row_length_raises(tmp_path):
         load_cifar10(tmp_path)
 
 
+def test_cifar_batch_with_float_labels_is_refused_not_truncated(tmp_path):
+    write_fake_cifar(tmp_path)
+    batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [3.7, 1.0]}
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps(batch, protocol=4))
+    with pytest.raises(ValueError, match=r"data_batch_1.*'labels' holds float64 values, expected integers"):
+        load_cifar10(tmp_path)
+
+
+def test_protocol_2_pickles_written_by_python_3_load_and_other_globals_stay_refused(tmp_path):
+    # Protocol 2 spells the array's bytes as _codecs.encode(text, 'latin1').
+    batch = {b"data": np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072), b"labels": [4, 2]}
+    raw = pickle.dumps(batch, protocol=2)
+    assert b"_codecs" in raw
+    write_fake_cifar(tmp_path)
+    (tmp_path / "test_batch").write_bytes(raw)
+    _, (x_test, y_test) = load_cifar10(tmp_path, normalize=False)
+    np.testing.assert_array_equal(y_test, [4, 2])
+    assert x_test[1, 0, 0, 0] == 3072 % 256
+    hostile = b"c_codecs\ndecode\n(S'x'\ntR."  # the neighbour of the allowed global
+    (tmp_path / "test_batch").write_bytes(hostile)
+    with pytest.raises(ForbiddenGlobalError, match="forbidden global _codecs.decode"):
+        load_cifar10(tmp_path)
+
+
 def test_cifar_labels_out_of_range_raise(tmp_path):
     write_fake_cifar(tmp_path)
     (tmp_path / "test_batch").write_bytes(cifar_batch_bytes(2, labels=[3, 10]))

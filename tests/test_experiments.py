@@ -23,7 +23,8 @@ from tinygrad_bn.experiments import (
     run_preset,
     task_rng,
 )
-from tinygrad_bn.experiments.parallel import resolve_jobs, run_tasks
+from tinygrad_bn.experiments.parallel import resolve_jobs
+from tinygrad_bn.experiments.runner import run_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,7 +1,10 @@
 """The primitive ops: each one Function, forward and backward side by side.
 
 Forward computes on numpy arrays; backward is written with Tensor ops, so the
-gradient of a gradient is recorded when `create_graph=True`. Everything else
+gradient of a gradient is recorded when `create_graph=True`. The common ops also
+have `fast_backward`, the same rule on arrays, which the walk uses when no graph
+of the gradient is needed (an ordinary backward()): it skips building a Tensor
+node per intermediate. tests/test_ops.py checks the two rules agree. Everything else
 (mean, var, softmax, the composed norm layers, ...) is built from these in
 `functional/`. `PRIMITIVES` is the one registry the tests loop over.
 
@@ -42,6 +45,16 @@ def unbroadcast(grad: Tensor, shape: Shape) -> Tensor:
     return grad.reshape(shape)
 
 
+def unbroadcast_array(grad: np.ndarray, shape: Shape) -> np.ndarray:
+    """unbroadcast for fast_backward's arrays."""
+    gshape = grad.shape
+    if gshape == shape:
+        return grad
+    extra = len(gshape) - len(shape)
+    kept = tuple(extra + i for i, n in enumerate(shape) if n == 1 and gshape[extra + i] != 1)
+    return grad.sum(axis=tuple(range(extra)) + kept, keepdims=bool(kept)).reshape(shape)
+
+
 def _zero_like(t: Tensor) -> Tensor:
     return Tensor._wrap(np.zeros((), dtype=t._data.dtype), False, None)
 
@@ -61,6 +74,12 @@ class Add(Function):
         return (unbroadcast(g, ctx.shapes[0]) if need_x else None,
                 unbroadcast(g, ctx.shapes[1]) if need_y else None)
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        need_x, need_y = ctx.needs_input_grad
+        return (unbroadcast_array(g, ctx.shapes[0]) if need_x else None,
+                unbroadcast_array(g, ctx.shapes[1]) if need_y else None)
+
 
 register("add", Add)
 
@@ -78,6 +97,12 @@ class Sub(Function):
         return gx, gy
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        gx = unbroadcast_array(g, ctx.shapes[0]) if ctx.needs_input_grad[0] else None
+        gy = unbroadcast_array(-g, ctx.shapes[1]) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
 register("sub", Sub)
 
 
@@ -92,6 +117,13 @@ class Mul(Function):
         x, y = ctx.saved_tensors
         gx = unbroadcast(g * y, x.shape) if ctx.needs_input_grad[0] else None
         gy = unbroadcast(g * x, y.shape) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        x, y = ctx.saved_tensors
+        gx = unbroadcast_array(g * y._data, x._data.shape) if ctx.needs_input_grad[0] else None
+        gy = unbroadcast_array(g * x._data, y._data.shape) if ctx.needs_input_grad[1] else None
         return gx, gy
 
 
@@ -114,6 +146,14 @@ class Div(Function):
         return gx, gy
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        x, y = (t._data for t in ctx.saved_tensors)
+        g_over_y = g / y
+        gx = unbroadcast_array(g_over_y, x.shape) if ctx.needs_input_grad[0] else None
+        gy = unbroadcast_array(-(g_over_y * x) / y, y.shape) if ctx.needs_input_grad[1] else None
+        return gx, gy
+
 register("div", Div)
 
 
@@ -126,6 +166,10 @@ class Neg(Function):
     def backward(ctx: Context, g: Tensor) -> Tensor:
         return -g
 
+
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (-g,)
 
 register("neg", Neg)
 
@@ -161,6 +205,10 @@ class Exp(Function):
         return g * ctx.output
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (g * ctx._out,)
+
 register("exp", Exp)
 
 
@@ -176,6 +224,10 @@ class Log(Function):
         return g / x
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (g / ctx.saved_tensors[0]._data,)
+
 register("log", Log)
 
 
@@ -188,6 +240,10 @@ class Sqrt(Function):
     def backward(ctx: Context, g: Tensor) -> Tensor:
         return g / (ctx.output * 2.0)
 
+
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (g / (ctx._out * 2.0),)
 
 register("sqrt", Sqrt)
 
@@ -206,6 +262,10 @@ class ReLU(Function):
         return g * mask
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (g * ctx.saved_tensors[0]._data,)
+
 register("relu", ReLU)
 
 
@@ -219,6 +279,11 @@ class Tanh(Function):
         out = ctx.output
         return g * (1.0 - out * out)
 
+
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        out = ctx._out
+        return (g * (1.0 - out * out),)
 
 register("tanh", Tanh)
 
@@ -339,6 +404,13 @@ class Where(Function):
         return None, gx, gy
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        cond = ctx.saved_tensors[0]._data
+        gx = unbroadcast_array(np.where(cond, g, 0), ctx.shapes[0]) if ctx.needs_input_grad[1] else None
+        gy = unbroadcast_array(np.where(cond, 0, g), ctx.shapes[1]) if ctx.needs_input_grad[2] else None
+        return None, gx, gy
+
 register("where", Where)
 
 
@@ -352,6 +424,10 @@ class Cast(Function):
     def backward(ctx: Context, g: Tensor) -> Tensor:
         return g if g._data.dtype == ctx.source_dtype else Cast.apply(g, dtype=ctx.source_dtype)
 
+
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (g.astype(ctx.source_dtype, copy=False),)
 
 register("cast", Cast)
 
@@ -404,6 +480,10 @@ class Sum(Function):
         return g.reshape(ctx.kept_shape).expand(ctx.in_shape)
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (np.broadcast_to(g.reshape(ctx.kept_shape), ctx.in_shape),)
+
 register("sum", Sum)
 
 
@@ -426,6 +506,10 @@ class Max(Function):
         (weights,) = ctx.saved_tensors
         return g.reshape(ctx.kept_shape).expand(ctx.in_shape) * weights
 
+
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (g.reshape(ctx.kept_shape) * ctx.saved_tensors[0]._data,)
 
 register("max", Max)
 
@@ -512,6 +596,10 @@ class Reshape(Function):
         return g.reshape(ctx.in_shape)
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (g.reshape(ctx.in_shape),)
+
 register("reshape", Reshape)
 
 
@@ -532,6 +620,10 @@ class Permute(Function):
         return Permute.apply(g, dims=inverse)
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (g.transpose(np.argsort([d % g.ndim for d in ctx.dims])),)
+
 register("permute", Permute)
 
 
@@ -550,6 +642,10 @@ class Expand(Function):
     def backward(ctx: Context, g: Tensor) -> Tensor:
         return unbroadcast(g, ctx.in_shape)
 
+
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (unbroadcast_array(g, ctx.in_shape),)
 
 register("expand", Expand)
 
@@ -571,7 +667,21 @@ class GetItem(Function):
         return ScatterAdd.apply(g, index=ctx.index, shape=ctx.in_shape)
 
 
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        return (_scatter_add(g, ctx.index, ctx.in_shape),)
+
 register("getitem", GetItem)
+
+
+def _scatter_add(values: np.ndarray, index: Any, shape: Shape) -> np.ndarray:
+    """zeros(shape) with `values` added at `index` (a plain assignment when no element repeats)."""
+    out = np.zeros(shape, dtype=values.dtype)
+    if _is_basic_index(index):
+        out[index] = values
+    else:
+        np.add.at(out, index, values)
+    return out
 
 
 class ScatterAdd(Function):
@@ -583,12 +693,7 @@ class ScatterAdd(Function):
     @staticmethod
     def forward(ctx: Context, x: Tensor, index: Any, shape: Shape) -> np.ndarray:
         ctx.index = index
-        out = np.zeros(shape, dtype=x._data.dtype)
-        if _is_basic_index(index):
-            out[index] = x._data
-        else:
-            np.add.at(out, index, x._data)
-        return out
+        return _scatter_add(x._data, index, shape)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -664,5 +769,20 @@ def _swap_last(t: Tensor) -> Tensor:
     dims = tuple(range(t._data.ndim - 2)) + (t._data.ndim - 1, t._data.ndim - 2)
     return Permute.apply(t, dims=dims)
 
+
+    @staticmethod
+    def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
+        a, b = (t._data for t in ctx.saved_tensors)
+        a2 = a.reshape(1, -1) if a.ndim == 1 else a
+        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = g.reshape(*g.shape[:-1], 1, g.shape[-1]) if b.ndim > 1 else g.reshape(1, 1)
+        if b.ndim == 1:
+            g = g.reshape(*g.shape, 1) if a.ndim > 1 else g
+        ga = unbroadcast_array(g @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape) \
+            if ctx.needs_input_grad[0] else None
+        gb = unbroadcast_array(np.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape) \
+            if ctx.needs_input_grad[1] else None
+        return ga, gb
 
 register("matmul", MatMul)

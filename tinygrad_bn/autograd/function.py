@@ -117,6 +117,9 @@ class Function:
     """
 
     name = "function"  # subclasses get their class name unless they set one
+    # Optional: the same rule on arrays, used when no graph of the gradient is needed
+    # (create_graph=False): it skips building a Tensor per intermediate (fast_backward(ctx, g_array)).
+    fast_backward: Any = None
     fused = False  # True for hand-derived kernels in tinygrad_bn/kernels (drawn differently)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

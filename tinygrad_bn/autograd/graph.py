@@ -123,6 +123,9 @@ def _run_node(node: Context, g: Tensor, retain_graph: bool) -> list[Tensor | Non
     """Run one node's backward rule and check what it returned against its inputs."""
     if node.released:
         raise RuntimeError(released_message(node))
+    fast = node.fn.fast_backward
+    if fast is not None and not STATE.grad_enabled and not STATE.anomaly:
+        return _checked_arrays(node, fast(node, g._data), retain_graph)
     results = node.fn.backward(node, g) if not STATE.anomaly else _backward_in_anomaly_mode(node, g)
     if type(results) is not tuple:
         results = tuple(results) if isinstance(results, list) else (results,)
@@ -135,6 +138,22 @@ def _run_node(node: Context, g: Tensor, retain_graph: bool) -> list[Tensor | Non
     if not retain_graph:
         node.release()
     return checked
+
+
+def _checked_arrays(node: Context, results: tuple, retain_graph: bool) -> list[Tensor | None]:
+    """fast_backward's arrays as gradient Tensors, each in its input's dtype (mixed-dtype ops
+    promote; shapes need no check, these rules are the engine's own and tested)."""
+    out: list[Tensor | None] = []
+    for r, parent, need in zip(results, node.parents, node.needs_input_grad):
+        if r is None or not need:
+            out.append(None)
+            continue
+        if r.dtype != parent._data.dtype:
+            r = r.astype(parent._data.dtype)
+        out.append(Tensor._wrap(r, False, None))
+    if not retain_graph:
+        node.release()
+    return out
 
 
 def _record_detached_trace(node: Context, step: int, g: Tensor, results: list[Tensor | None]) -> None:

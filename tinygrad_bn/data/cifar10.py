@@ -86,9 +86,12 @@ def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
         )
     raw_labels = _field(batch, "labels", path)
     try:
-        labels = np.asarray(raw_labels, dtype=np.int64)
+        labels = np.asarray(raw_labels)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{str(path)!r}: 'labels' is not a list of integers: {err}") from err
+    if labels.size and labels.dtype.kind not in "iu":  # 3.7 must not become class 3
+        raise ValueError(f"{str(path)!r}: 'labels' holds {labels.dtype} values, expected integers 0..9")
+    labels = labels.astype(np.int64)
     if labels.shape != (data.shape[0],):
         raise ValueError(
             f"{str(path)!r}: 'labels' has shape {labels.shape}, expected ({data.shape[0]},) "

@@ -7,10 +7,13 @@ and one numpy array; rebuilding that array needs exactly three globals:
 ``numpy.core.multiarray._reconstruct`` (spelled ``numpy._core.multiarray`` by
 numpy >= 2 when it writes pickles), ``numpy.ndarray`` and ``numpy.dtype``. Every
 other global is refused before it is imported, so nothing in a hostile file runs.
+A protocol-2 pickle written by Python 3 stores bytes (the array's buffer) as
+``_codecs.encode(text, "latin1")``, so that pure function is allowed too.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import pickle
@@ -36,6 +39,7 @@ _ALLOWED_GLOBALS = {
     ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,  # str -> bytes: how protocol 2 spells bytes in Python 3
 }
 
 

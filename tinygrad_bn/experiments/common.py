@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import time
@@ -23,15 +22,24 @@ import numpy as np
 
 from tinygrad_bn import functional as F
 from tinygrad_bn import nn
-from tinygrad_bn._io import atomic_write_bytes
 from tinygrad_bn.autograd import no_grad
-from tinygrad_bn.experiments.parallel import run_tasks
+from tinygrad_bn.experiments.records import format_table, json_safe, write_csv, write_json
+from tinygrad_bn.experiments.runner import Failure, SweepFailed, open_executor, run_sweep
+from tinygrad_bn.experiments.store import RunStore
 from tinygrad_bn.optim import Optimizer
 from tinygrad_bn.tensor import Tensor
+
+__all__ = [  # format_table, json_safe and write_json live in `records`; presets import them here
+    "BN_IMPLS", "DATASETS", "DEFAULT_OUT_DIR", "DTYPES", "NORMS", "Experiment", "ExperimentConfig",
+    "RunResult", "accuracy", "build_mlp", "finite_or_nan", "format_table", "json_safe",
+    "linear_layers", "load_dataset", "loss_and_backward", "positive", "predict",
+    "prepare_out_dir", "results_payload", "take", "task_rng", "train_step", "write_json",
+]
 
 DATASETS = ("mnist5k", "mnist", "cifar10")
 DTYPES = ("float64", "float32")
 BN_IMPLS = ("fused", "composed")
+NORMS = ("batch", "layer", "none")  # the normalisation layer before each hidden ReLU
 DEFAULT_OUT_DIR = "tinygrad_bn_out"
 RESULTS_FORMAT = 1  # bumped whenever the JSON layout changes
 
@@ -134,13 +142,20 @@ def build_mlp(
     dtype: str = "float64",
     bn_impl: str = "fused",
     bn_eps: float = 1e-5,
+    *,
+    norm: str | None = None,
 ) -> nn.Sequential:
     """Linear -> [BatchNorm1d] -> ReLU per hidden layer, then Linear; the textbooks' init.
 
     Weights are ``weight_scale * standard_normal((fan_in, fan_out))`` drawn from
     `rng` layer by layer, as both textbooks draw them (stored transposed, since
-    nn.Linear keeps (out, in)); biases 0; BatchNorm gamma 1, beta 0.
+    nn.Linear keeps (out, in)); biases 0; BatchNorm gamma 1, beta 0. `norm`
+    ("batch", "layer" or "none"), when given, replaces `use_bn`: "layer" puts a
+    LayerNorm (eps `bn_eps`, gamma 1, beta 0) where BatchNorm would go.
     """
+    if norm is None:
+        norm = "batch" if use_bn else "none"
+    _choice("norm", norm, NORMS)
     sizes = [input_size, *hidden_sizes, num_classes]
     layers: list[nn.Module] = []
     for k, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -152,8 +167,10 @@ def build_mlp(
         linear.bias.data[...] = 0
         layers.append(linear)
         if k < len(hidden_sizes):
-            if use_bn:
+            if norm == "batch":
                 layers.append(nn.BatchNorm1d(fan_out, eps=bn_eps, impl=bn_impl, dtype=dtype))
+            elif norm == "layer":
+                layers.append(nn.LayerNorm(fan_out, eps=bn_eps, impl=bn_impl, dtype=dtype))
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
@@ -213,29 +230,9 @@ class RunResult:
     files: list[Path]
     summary: str
     seconds: float
-
-
-def json_safe(value: Any) -> Any:
-    """Numpy scalars/arrays to Python; NaN and inf to None (strict JSON has neither)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> Path:
-    """Write `payload` as strict, indented JSON, atomically."""
-    text = json.dumps(json_safe(payload), indent=1, allow_nan=False)
-    return atomic_write_bytes(path, (text + "\n").encode())
+    skipped: int = 0  # tasks found finished in the run directory (resumed)
+    failures: list[Failure] = field(default_factory=list)  # only experiments with partial results
+    run_dir: Path | None = None  # where each task's result is saved
 
 
 def results_payload(preset: str, config: ExperimentConfig, results: dict, seconds: float) -> dict:
@@ -259,24 +256,6 @@ def prepare_out_dir(out_dir: str | os.PathLike | None) -> Path:
     return path
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain-text table: right-aligned columns, floats with 3 decimals, None as '-'."""
-
-    def cell(v: Any) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return "-"
-        if isinstance(v, float):
-            return f"{v:.3e}" if v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e4) else f"{v:.3f}"
-        return str(v)
-
-    cells = [[cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
-
-
 def finite_or_nan(value: float) -> float:
     """`value` unchanged, or NaN if it is inf (a diverged loss is reported as such)."""
     return value if math.isfinite(value) else float("nan")
@@ -287,15 +266,18 @@ def finite_or_nan(value: float) -> float:
 
 @dataclass(frozen=True)
 class Experiment:
-    """What makes a preset: its config, its tasks, how it logs, collects and draws.
+    """What makes a preset: its config, its tasks, how it logs, collects, tabulates and draws.
 
-    `run` is the same for every preset. `run_task` runs in worker processes, so it
-    must be a module-level function and the tasks picklable (see `parallel.run_tasks`).
+    `run` is the same for every preset. `run_task` runs in worker processes (or on a
+    Dask cluster), so it must be a module-level function and the tasks small
+    picklable specs: a tuple whose first item is the config (parameters and
+    seed) and whose second is the task's index, the other half of its random
+    stream (`task_rng(config.seed, index)`).
     """
 
     name: str
     config_type: type[ExperimentConfig]
-    load_data: Callable[[Any], Any]  # called once before any task, so missing data fails early
+    load_data: Callable[[Any], Any]  # called before any task runs here, so missing data fails early
     describe: Callable[[Any], str]  # config -> the first log line
     tasks: Callable[[Any], list[Any]]  # config -> the tasks, each one call of run_task
     run_task: Callable[[Any], dict[str, Any]]
@@ -303,32 +285,69 @@ class Experiment:
     collect: Callable[[Any, list[dict[str, Any]]], dict[str, Any]]  # (config, results) -> JSON
     summary_table: Callable[[dict[str, Any]], str]
     figures: Sequence[tuple[str, Callable[[dict[str, Any], Path], Path]]]  # (file name, plot)
+    # The tidy table: a task's parameters (its CSV columns and how failures are reported) and
+    # its result as rows, one per evaluation; without `rows` no CSV is written.
+    task_params: Callable[[Any], dict[str, Any]] | None = None
+    rows: Callable[[Any, dict[str, Any]], list[dict[str, Any]]] | None = None
+    csv_name: str | None = None  # default <name>.csv
+    # True: failed tasks are left out of `collect` (None in its list) and listed in the
+    # result; False: any failure raises SweepFailed once the other tasks are saved.
+    partial_results: bool = False
+
+    def params_of(self, task: Any) -> dict[str, Any]:
+        """A task's parameters: its seed and what `task_params` adds."""
+        return {"seed": task[0].seed, **(self.task_params(task) if self.task_params else {})}
 
     def run(
         self,
         config: ExperimentConfig | None = None,
         *,
         jobs: int | None = 1,
+        executor: Any = None,
         out_dir: str | os.PathLike | None = None,
         log: Callable[[str], None] | None = print,
+        progress_bar: bool | None = None,
     ) -> RunResult:
-        """Run every task in `jobs` processes; write `<name>.json` and the figures into `out_dir`."""
+        """Run every task not already saved in `out_dir`; write the JSON, CSV and figures there.
+
+        `executor`: None runs on `jobs` local processes (one job: in this process);
+        "local" starts a Dask LocalCluster of `jobs` workers; "tcp://host:8786" uses
+        a running Dask scheduler; a `distributed.Client` or a `parallel.Executor`
+        is used as it is. The results do not depend on this choice.
+        `progress_bar`: None shows a tqdm bar when stderr is a terminal.
+        """
         config = config if config is not None else self.config_type()
         out = prepare_out_dir(out_dir)
-        self.load_data(config)  # fail early, in this process, if the data is missing
         say = log or (lambda _: None)
-        say(self.describe(config))
-        start = time.perf_counter()
         tasks = self.tasks(config)
-
-        def progress(i: int, result: dict[str, Any]) -> None:
-            say(self.progress(tasks[i], result))
-
-        task_results = run_tasks(self.run_task, tasks, jobs, progress)
+        store = RunStore.open(out, self.name, {"experiment": self.name, "config": config.to_dict(),
+                                               "tasks": len(tasks)})
+        with open_executor(executor, jobs, len(tasks)) as ex:
+            if ex.runs_here:
+                self.load_data(config)  # fail early, in this process, if the data is missing
+            say(self.describe(config))
+            say(f"running on {ex.description}")
+            start = time.perf_counter()
+            outcome = run_sweep(
+                self.run_task, tasks, ex, store=store,
+                params=lambda i: self.params_of(tasks[i]),
+                on_result=lambda i, result: self.progress(tasks[i], result),
+                log=log, bar=progress_bar,
+            )
         seconds = time.perf_counter() - start
+        if outcome.failures and not self.partial_results:
+            raise SweepFailed(outcome.failures, len(tasks), str(store.path))
+        task_results = [outcome.results.get(i) for i in range(len(tasks))]
         results = json_safe(self.collect(config, task_results))
         # The JSON first: if drawing fails (no matplotlib), the results are kept.
-        js = write_json(out / f"{self.name}.json", results_payload(self.name, config, results, seconds))
+        files = [write_json(out / f"{self.name}.json",
+                            results_payload(self.name, config, results, seconds))]
+        if self.rows is not None:
+            rows = [{"task": i, **self.params_of(task), **row}
+                    for i, (task, result) in enumerate(zip(tasks, task_results)) if result is not None
+                    for row in self.rows(task, result)]
+            files.append(write_csv(out / (self.csv_name or f"{self.name}.csv"), rows))
         figures = [plot(results, out / file_name) for file_name, plot in self.figures]
-        return RunResult(self.name, config.to_dict(), results, [*figures, js],
-                         self.summary_table(results), seconds)
+        return RunResult(self.name, config.to_dict(), results, [*figures, *files],
+                         self.summary_table(results), seconds, outcome.skipped, outcome.failures,
+                         store.path)

@@ -97,8 +97,9 @@ def solver_train(
     """Train like the course Solver (Adam); loss per step, accuracies per epoch, bests."""
     x_train, y_train, x_val, y_val = data
     n = len(x_train)
-    steps_per_epoch = max(n // batch_size, 1)
-    total_steps = epochs * steps_per_epoch
+    per_epoch = max(n // batch_size, 1)
+    total_steps = epochs * per_epoch
+    measured = set(measurement_steps(total_steps, per_epoch))
     optimizer = optim.Adam(model.parameters(), lr=lr)
     history: dict[str, Any] = {"loss": [], "train_acc": [], "val_acc": []}
     best_val, best_state = -1.0, None
@@ -106,9 +107,7 @@ def solver_train(
         for step in range(total_steps):
             rows = rng.integers(0, n, batch_size)
             history["loss"].append(train_step(model, optimizer, x_train[rows], y_train[rows]))
-            # The Solver measures at the first step, at each epoch's end and at the last step
-            # (which is usually an epoch's end too: one measurement, not two).
-            if step == 0 or step == total_steps - 1 or (step + 1) % steps_per_epoch == 0:
+            if step in measured:
                 history["train_acc"].append(accuracy(model, x_train, y_train))
                 history["val_acc"].append(accuracy(model, x_val, y_val))
                 if history["val_acc"][-1] > best_val:
@@ -119,6 +118,28 @@ def solver_train(
     history["best_train_acc"] = max(history["train_acc"])
     history["steps"] = total_steps
     return history
+
+
+def steps_per_epoch(config: Any) -> int:
+    """The Solver's steps per epoch: train_size // batch_size, at least 1."""
+    return max(config.train_size // config.batch_size, 1)
+
+
+def measurement_steps(total_steps: int, per_epoch: int) -> list[int]:
+    """The steps after which the Solver measures accuracy: the first, each epoch's end, the last.
+
+    (The last step is usually an epoch's end too: one measurement, not two.)
+    """
+    return [step for step in range(total_steps)
+            if step == 0 or step == total_steps - 1 or (step + 1) % per_epoch == 0]
+
+
+def history_rows(history: dict[str, Any], per_epoch: int) -> list[dict[str, Any]]:
+    """One row per measurement: its step, training and validation accuracy, that step's loss."""
+    steps = measurement_steps(history["steps"], per_epoch)
+    return [{"evaluation": k, "step": step, "train_acc": history["train_acc"][k],
+             "val_acc": history["val_acc"][k], "loss": history["loss"][step]}
+            for k, step in enumerate(steps)]
 
 
 def train_one(task: tuple[Config, int, str]) -> dict[str, Any]:
@@ -173,5 +194,7 @@ EXPERIMENT = Experiment(
     NAME, Config, load_data=course_data, describe=describe, tasks=tasks, run_task=train_one,
     progress=progress_line, collect=collect, summary_table=summary_table,
     figures=((f"{NAME}.png", plots.plot_cs231n_deep),),
+    task_params=lambda task: {"net": task[2]},
+    rows=lambda task, history: history_rows(history, steps_per_epoch(task[0])),
 )
 run = EXPERIMENT.run

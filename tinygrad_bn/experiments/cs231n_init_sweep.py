@@ -25,7 +25,13 @@ from tinygrad_bn.experiments.common import (
     positive,
     task_rng,
 )
-from tinygrad_bn.experiments.cs231n_deep import NUM_CLASSES, course_data, solver_train
+from tinygrad_bn.experiments.cs231n_deep import (
+    NUM_CLASSES,
+    course_data,
+    history_rows,
+    solver_train,
+    steps_per_epoch,
+)
 
 NAME = "cs231n-init-sweep"
 VARIANTS = ("bn", "plain")
@@ -73,6 +79,12 @@ def train_one(task: tuple[Config, int]) -> dict[str, Any]:
     return history
 
 
+def task_params(task: tuple[Config, int]) -> dict[str, Any]:
+    """The weight scale and variant of a task."""
+    config, index = task
+    return {"scale": float(config.scales[index // 2]), "net": VARIANTS[index % 2]}
+
+
 def summary_table(results: dict[str, Any]) -> str:
     """Best validation/training accuracy and final loss per scale, BN vs plain."""
     rows = []
@@ -116,5 +128,7 @@ EXPERIMENT = Experiment(
     NAME, Config, load_data=course_data, describe=describe, tasks=tasks, run_task=train_one,
     progress=progress_line, collect=collect, summary_table=summary_table,
     figures=((f"{NAME}.png", plots.plot_cs231n_init_sweep),),
+    task_params=task_params,
+    rows=lambda task, history: history_rows(history, steps_per_epoch(task[0])),
 )
 run = EXPERIMENT.run

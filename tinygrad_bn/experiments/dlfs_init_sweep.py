@@ -19,6 +19,7 @@ global state (see `common.task_rng`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,7 +86,8 @@ class BookPair:
     """The book's BN and plain nets for one weight scale, with their SGD optimizers.
 
     Both draw their weights (the BN net first) and then every minibatch from the
-    task's one Generator, and both train on the same minibatches.
+    task's one Generator, and both train on the same minibatches. (A grid task
+    holds a single net, trained the same way.)
     """
 
     scale: float
@@ -98,12 +100,19 @@ class BookPair:
     @classmethod
     def for_task(cls, config: Any, index: int) -> BookPair:
         """Task `index` of a dlfs-init-sweep or init-diagnostics config: scale config.scales[index]."""
+        scale = float(config.scales[index])
+        return cls.build(config, index, scale, {key: "batch" if use_bn else "none"
+                                                for key, use_bn in NETS})
+
+    @classmethod
+    def build(cls, config: Any, index: int, scale: float, norms: dict[str, str],
+              hidden_sizes: Sequence[int] = HIDDEN_SIZES) -> BookPair:
+        """Nets named like `norms` (name -> "batch", "layer" or "none"), drawn in that order."""
         x, y = training_digits(config)
         rng = task_rng(config.seed, index)
-        scale = float(config.scales[index])
-        nets = {key: build_mlp(x.shape[1], HIDDEN_SIZES, NUM_CLASSES, scale, use_bn, rng,
-                               config.dtype, config.bn_impl, config.bn_eps)
-                for key, use_bn in NETS}
+        nets = {key: build_mlp(x.shape[1], hidden_sizes, NUM_CLASSES, scale, norm == "batch", rng,
+                               config.dtype, config.bn_impl, config.bn_eps, norm=norm)
+                for key, norm in norms.items()}
         optimizers = {key: optim.SGD(net.parameters(), lr=config.lr) for key, net in nets.items()}
         return cls(scale, x, y, rng, nets, optimizers)
 
@@ -113,25 +122,53 @@ class BookPair:
         xb, yb = self.x[rows], self.y[rows]
         return {key: train_step(net, self.optimizers[key], xb, yb) for key, net in self.nets.items()}
 
+    def train(self, evaluations: int, eval_every: int, batch_size: int) -> dict[str, Any]:
+        """The book's loop: a step of every net, and every `eval_every` steps their accuracy.
+
+        Stops after the `evaluations`-th evaluation; returns the nets' curves
+        (`train_acc` per evaluation, `loss` per step) and the number of steps.
+        """
+        curves: dict[str, dict[str, list[float]]] = {key: {"train_acc": [], "loss": []}
+                                                     for key in self.nets}
+        first = next(iter(curves.values()))
+        step = 0
+        # Without BatchNorm the large scales diverge to inf/nan: that is the finding, not an error.
+        with np.errstate(all="ignore"):
+            while True:
+                for key, loss in self.sgd_step(batch_size).items():
+                    curves[key]["loss"].append(loss)
+                if step % eval_every == 0:
+                    for key, net in self.nets.items():
+                        curves[key]["train_acc"].append(accuracy(net, self.x, self.y))
+                    if len(first["train_acc"]) >= evaluations:
+                        break
+                step += 1
+        return {"steps": step + 1, **curves}
+
 
 def train_pair(task: tuple[Config, int]) -> dict[str, Any]:
     """Train the BN and plain nets of one weight scale in lockstep; their curves."""
     config, index = task
     pair = BookPair.for_task(config, index)
-    curves: dict[str, dict[str, list[float]]] = {key: {"train_acc": [], "loss": []} for key in pair.nets}
-    step = 0
-    # Without BatchNorm the large scales diverge to inf/nan: that is the finding, not an error.
-    with np.errstate(all="ignore"):
-        while True:
-            for key, loss in pair.sgd_step(config.batch_size).items():
-                curves[key]["loss"].append(loss)
-            if step % config.eval_every == 0:
-                for key, net in pair.nets.items():
-                    curves[key]["train_acc"].append(accuracy(net, pair.x, pair.y))
-                if len(curves["bn"]["train_acc"]) >= config.evaluations:
-                    break
-            step += 1
-    return {"scale": pair.scale, "steps": step + 1, **curves}
+    return {"scale": pair.scale, **pair.train(config.evaluations, config.eval_every, config.batch_size)}
+
+
+def curve_rows(result: dict[str, Any], eval_every: int, nets: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per net and evaluation: its step, training accuracy and the loss of that step."""
+    return [{"net": key, "evaluation": k, "step": k * eval_every, "train_acc": acc,
+             "loss": result[key]["loss"][k * eval_every]}
+            for key in nets for k, acc in enumerate(result[key]["train_acc"])]
+
+
+def task_params(task: tuple[Config, int]) -> dict[str, Any]:
+    """The weight scale of a task."""
+    config, index = task
+    return {"scale": float(config.scales[index])}
+
+
+def table_rows(task: tuple[Config, int], result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tidy table of one scale: a row per net and evaluation."""
+    return curve_rows(result, task[0].eval_every, [key for key, _ in NETS])
 
 
 def summary_table(results: dict[str, Any]) -> str:
@@ -174,5 +211,6 @@ EXPERIMENT = Experiment(
     NAME, Config, load_data=training_digits, describe=describe, tasks=tasks, run_task=train_pair,
     progress=progress_line, collect=collect, summary_table=summary_table,
     figures=((f"{NAME}.png", plots.plot_dlfs_init_sweep),),
+    task_params=task_params, rows=table_rows,
 )
 run = EXPERIMENT.run

@@ -123,6 +123,19 @@ def diagnose_pair(task: tuple[Config, int]) -> dict[str, Any]:
     return result
 
 
+def task_params(task: tuple[Config, int]) -> dict[str, Any]:
+    """The weight scale of a task."""
+    config, index = task
+    return {"scale": float(config.scales[index])}
+
+
+def table_rows(task: tuple[Config, int], result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per net and training step: the loss and each layer's weight-gradient norm."""
+    return [{"net": key, "step": step, "loss": loss,
+             **{f"grad_norm_{k + 1}": g for k, g in enumerate(result[key]["grad_norms"][step])}}
+            for key in ("bn", "plain") for step, loss in enumerate(result[key]["loss"])]
+
+
 def summary_table(results: dict[str, Any]) -> str:
     """Per scale and net: activation std of the first and last hidden layer, gradient norms."""
     rows = []
@@ -168,5 +181,6 @@ EXPERIMENT = Experiment(
     progress=progress_line, collect=collect, summary_table=summary_table,
     figures=((f"{NAME}-activations.png", plots.plot_activation_histograms),
              (f"{NAME}-gradients.png", plots.plot_gradient_norms)),
+    task_params=task_params, rows=table_rows,
 )
 run = EXPERIMENT.run

@@ -9,7 +9,9 @@ and a path, so figures can be redrawn from the JSON alone.
 from __future__ import annotations
 
 import io
+import itertools
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -186,3 +188,60 @@ def plot_gradient_norms(results: dict[str, Any], path: str | Path) -> Path:
     axes[-1].legend(fontsize=6, title="solid BN, dashed plain", title_fontsize=6)
     fig.suptitle("Weight-gradient norms during training")
     return save_png(fig, path)
+
+
+def plot_grid(results: dict[str, Any], path: str | Path) -> Path:
+    """A panel per value of the grid's first parameter, a line per combination of the others.
+
+    Each line is the mean over seeds of the protocol's accuracy at every
+    evaluation, with the seeds' range shaded when there are several.
+    """
+    axes_names = list(results["axes"])
+    metric = results["metric"]
+    panel_name, line_names = (axes_names[0], axes_names[1:]) if axes_names else (None, [])
+    panel_values = results["axes"][panel_name] if panel_name else [None]
+    rows, cols = _grid(len(panel_values))
+    fig = _figure(2.8 * cols, 2.3 * rows + 1.2)
+    panels = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    line_keys = list(dict.fromkeys(tuple(run["params"][n] for n in line_names)
+                                   for run in results["runs"]))
+    for k, panel_value in enumerate(panel_values):
+        ax = panels.flat[k]
+        for color, line_key in zip(itertools.cycle(LAYER_COLORS), line_keys):
+            curves = [run[metric] for run in results["runs"]
+                      if (panel_name is None or run["params"][panel_name] == panel_value)
+                      and tuple(run["params"][n] for n in line_names) == line_key]
+            if not curves:
+                continue  # every task of this line failed
+            values = np.array([[np.nan if v is None else v for v in c] for c in curves], dtype=float)
+            steps = np.arange(values.shape[1])
+            label = ", ".join(f"{n}={_short_value(v)}" for n, v in zip(line_names, line_key))
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a column of NaN (diverged)
+                ax.plot(steps, np.nanmean(values, axis=0), color=color, label=label or None)
+                if len(curves) > 1:
+                    ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
+                                    color=color, alpha=0.2, linewidth=0)
+        if panel_name is not None:
+            ax.set_title(f"{panel_name} {_short_value(panel_value)}", fontsize=9)
+        ax.set_ylim(0, 1.0)
+        if k % cols == 0:
+            ax.set_ylabel(metric.replace("_", " "))
+        if k >= len(panel_values) - cols:
+            ax.set_xlabel("evaluation")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax in list(panels.flat)[len(panel_values):]:
+        ax.set_visible(False)
+    if line_names and line_keys:
+        handles, labels = panels.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(labels), cols)),
+                   fontsize=7)
+    seeds = len(results["seeds"])
+    fig.suptitle(f"{results['title']}\n{metric.replace('_', ' ')}, mean over {seeds} "
+                 f"seed{'s' if seeds > 1 else ''}" + (" (range shaded)" if seeds > 1 else ""),
+                 fontsize=10)
+    return save_png(fig, path)
+
+
+def _short_value(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

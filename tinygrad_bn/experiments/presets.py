@@ -2,7 +2,8 @@
 
 `tinygrad-bn sweep PRESET` and the tests loop over `PRESETS`, so a new preset
 is one module with a `Config` (an `ExperimentConfig` with a `quick()`
-constructor) and a `run(config, jobs=, out_dir=, log=)`, plus one line here.
+constructor) and a `run(config, jobs=, executor=, out_dir=, log=)` (an
+`Experiment`'s run), plus one line here.
 """
 
 from __future__ import annotations
@@ -50,17 +51,20 @@ class Preset:
         config: ExperimentConfig | None = None,
         *,
         jobs: int | None = 1,
+        executor: Any = None,
         out_dir: str | Path | None = None,
         log: Callable[[str], None] | None = print,
+        progress_bar: bool | None = None,
     ) -> RunResult:
-        """Run the preset and write its figure(s) and JSON into `out_dir`."""
+        """Run the preset (see `Experiment.run`); write its figure(s), JSON and CSV into `out_dir`."""
         config = config if config is not None else self.config()
         if not isinstance(config, self.config_type):
             raise TypeError(
                 f"preset {self.name!r} expects a {self.config_type.__module__}."
                 f"{self.config_type.__name__}, got {type(config).__name__}"
             )
-        return self.runner(config, jobs=jobs, out_dir=out_dir, log=log)
+        return self.runner(config, jobs=jobs, executor=executor, out_dir=out_dir, log=log,
+                           progress_bar=progress_bar)
 
 
 PRESETS: dict[str, Preset] = {
@@ -98,10 +102,18 @@ def run_preset(
     *,
     quick: bool = False,
     jobs: int | None = 1,
+    executor: Any = None,
     out_dir: str | Path | None = None,
     log: Callable[[str], None] | None = print,
+    progress_bar: bool | None = None,
     **overrides: Any,
 ) -> RunResult:
-    """Run preset `name` with its default (or quick) config plus `overrides`."""
+    """Run preset `name` with its default (or quick) config plus `overrides`.
+
+    `executor`: None (`jobs` local processes), "local" (a Dask LocalCluster of
+    `jobs` workers), "tcp://host:8786" (a running Dask scheduler), or a
+    distributed.Client; the results are the same on every one.
+    """
     preset = get_preset(name)
-    return preset.run(preset.config(quick, **overrides), jobs=jobs, out_dir=out_dir, log=log)
+    return preset.run(preset.config(quick, **overrides), jobs=jobs, executor=executor,
+                      out_dir=out_dir, log=log, progress_bar=progress_bar)
