@@ -174,7 +174,8 @@ def conv_window(op: str, x: Tensor, weight: Any, bias: Any, stride: Any, padding
         if bias.shape != (filters,):
             raise ValueError(f"{op}: bias has shape {bias.shape}, expected ({filters},) (one per filter)")
         if bias.dtype != x.dtype:
-            raise TypeError(f"{op}: bias has dtype {bias.dtype} but input has dtype {x.dtype}; they must match")
+            raise TypeError(f"{op}: bias has dtype {bias.dtype} but input has dtype {x.dtype}; "
+                            "they must match")
     kernel = tuple(weight.shape[2:])
     stride_t = int_tuple(op, "stride", stride, nd, 1)
     dilation_t = int_tuple(op, "dilation", dilation, nd, 1)
@@ -239,7 +240,8 @@ def conv2d_composed(x: Tensor, weight: Tensor, bias: Tensor | None, window: Wind
     if groups == 1:
         out = weight.reshape(f, k) @ cols.reshape(k, oh * ow * n)  # one (F, K) @ (K, L*N) product
     else:  # block-diagonal: group g's filters see only group g's channels
-        out = weight.reshape(groups, f // groups, k // groups) @ cols.reshape(groups, k // groups, oh * ow * n)
+        out = (weight.reshape(groups, f // groups, k // groups)
+               @ cols.reshape(groups, k // groups, oh * ow * n))
     out = out.reshape(f, oh, ow, n).permute(3, 0, 1, 2)
     return out if bias is None else out + bias.reshape(1, f, 1, 1)
 
@@ -250,7 +252,7 @@ def conv2d_composed(x: Tensor, weight: Tensor, bias: Tensor | None, window: Wind
 @composite("conv2d")
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0,
            dilation: Any = 1, groups: int = 1, *, impl: str = "fused") -> Tensor:
-    """2-d cross-correlation of (N, C, H, W) (or unbatched (C, H, W)) input with (F, C/groups, kH, kW) filters.
+    """2-d cross-correlation of (N, C, H, W) or unbatched (C, H, W) input with (F, C/groups, kH, kW) filters.
 
     PyTorch's semantics: stride, padding (int, pair, 'valid' or 'same'), dilation
     and groups; output (N, F, OH, OW) with OH = (H + 2p - d(kH - 1) - 1) // s + 1.

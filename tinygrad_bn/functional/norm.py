@@ -236,6 +236,9 @@ def group_norm(
     _check_input(op, input, 2)
     groups = _check_groups(op, input, num_groups)
     channels = input.shape[1]
+    if input.numel() // groups == 1:  # PyTorch's check: one example whose groups hold one value each
+        raise ValueError(f"{op}: expected more than 1 value per group, got input of shape {input.shape} "
+                         f"with num_groups={groups}")
     _check_param(op, "weight", weight, (channels,), input.dtype)
     _check_param(op, "bias", bias, (channels,), input.dtype)
     eps = check_eps(op, eps)

@@ -149,7 +149,8 @@ class ConvFused(Function):
             if groups == 1:
                 dw = gy @ cd.T
             else:
-                dw = gy.reshape(groups, f // groups, -1) @ cd.reshape(groups, -1, cd.shape[1]).transpose(0, 2, 1)
+                dw = (gy.reshape(groups, f // groups, -1)
+                      @ cd.reshape(groups, -1, cd.shape[1]).transpose(0, 2, 1))
             dw = dw.reshape(weight.data.shape)
         grads = (dx, dw)
         if ctx.has_bias:
@@ -251,7 +252,8 @@ def _conv_strategy(nd: int) -> Any:
 
 
 def _unfold(impl: str) -> Any:
-    return lambda x, kernel, dilation, padding, stride: F.unfold(x, kernel, dilation, padding, stride, impl=impl)
+    return lambda x, kernel, dilation, padding, stride: F.unfold(x, kernel, dilation, padding, stride,
+                                                                   impl=impl)
 
 
 def _fold(impl: str) -> Any:

@@ -46,7 +46,6 @@ from tinygrad_bn.autograd import Context, Function, is_grad_enabled
 from tinygrad_bn.functional.conv import Window, window_rows
 from tinygrad_bn.functional.pool import empty_windows, first_input_element, input_index, scan_max
 from tinygrad_bn.kernel_registry import FusedKernel, register_kernel
-from tinygrad_bn.kernels.conv import crop_array, pad_array
 from tinygrad_bn.tensor import Tensor
 
 
@@ -55,9 +54,48 @@ def _planes(a: np.ndarray) -> np.ndarray:
     return a.reshape((-1,) + a.shape[-2:])
 
 
+# Planes moved per copy when laying (P, H, W) out as (H, W, P): numpy's transposing
+# copy is not cache-blocked, and blocks of 32 planes measured 2-3x faster than one copy.
+TRANSPOSE_BLOCK = 32
+
+
+def _planes_last(x: np.ndarray, window: Window, fill: float) -> np.ndarray:
+    """(..., H, W) padded with `fill` and laid out (Hp, Wp, P), the P planes innermost.
+
+    numpy's elementwise loops crawl over short strided rows (a 2x2 window's view
+    of a (P, 16, 16) plane runs 8 elements at stride 2: measured 10x slower than
+    contiguous); with the planes innermost every view is (OH, OW, P) with
+    contiguous rows of P elements.
+    """
+    planes = _planes(x)
+    top, left = window.pads[0], window.pads[2]
+    h, w = window.size
+    out = np.full(window.padded + (planes.shape[0],), fill, dtype=x.dtype)
+    region = out[top:top + h, left:left + w]
+    for start in range(0, planes.shape[0], TRANSPOSE_BLOCK):
+        block = slice(start, start + TRANSPOSE_BLOCK)
+        region[:, :, block] = planes[block].transpose(1, 2, 0)
+    return out
+
+
+def _back_to_planes(acc: np.ndarray, window: Window, shape: tuple[int, ...]) -> np.ndarray:
+    """The input region of an (Hp, Wp, P) array, as an array of `shape` (..., H, W)."""
+    top, left = window.pads[0], window.pads[2]
+    h, w = window.size
+    out = np.empty((acc.shape[2], h, w), dtype=acc.dtype)
+    for row in range(h):  # one (W, P) -> (P, W) transpose per row: 3x faster than one copy
+        out[:, row] = acc[top + row, left:left + w].T
+    return out.reshape(shape)
+
+
 def _views(xp: np.ndarray, window: Window) -> list[np.ndarray]:
-    """The strided view (P, OH, OW) of each kernel element, in scan order."""
-    return [xp[(slice(None),) + window.offsets(i, j)] for i, j in window.positions()]
+    """The view (OH, OW, P) of an (Hp, Wp, P) array for each kernel element, in scan order."""
+    return [xp[window.offsets(i, j)] for i, j in window.positions()]
+
+
+def _to_output(a: np.ndarray, lead: tuple[int, ...]) -> np.ndarray:
+    """(OH, OW, P) as (..., OH, OW)."""
+    return np.ascontiguousarray(a.transpose(2, 0, 1)).reshape(lead + a.shape[:2])
 
 
 class MaxPool2dFused(Function):
@@ -68,14 +106,16 @@ class MaxPool2dFused(Function):
 
     @staticmethod
     def forward(ctx: Context, x: Tensor, window: Window, info: dict | None = None) -> np.ndarray:
-        xd = _planes(x.data)
-        xp = pad_array(xd, window.pads, -np.inf)
-        best, chosen = scan_max(_views(xp, window), first_input_element(window),
-                                (xd.shape[0],) + window.out, xd.dtype, bool(np.isnan(xd).any()))
+        xd, lead = x.data, x.data.shape[:-2]
+        xp = _planes_last(xd, window, -np.inf)
+        first = first_input_element(window)[:, :, None]
+        best, chosen = scan_max(_views(xp, window), first, window.out + (xp.shape[2],), xd.dtype,
+                                bool(np.isnan(xd).any()))
+        chosen = np.ascontiguousarray(chosen.transpose(2, 0, 1))  # (P, OH, OW)
         if info is not None:
-            info["indices"] = input_index(chosen, window).reshape(x.data.shape[:-2] + window.out)
-        ctx.chosen, ctx.window, ctx.in_shape = chosen, window, x.data.shape
-        return best.reshape(x.data.shape[:-2] + window.out)
+            info["indices"] = input_index(chosen, window).reshape(lead + window.out)
+        ctx.chosen, ctx.window, ctx.in_shape = chosen, window, xd.shape
+        return _to_output(best, lead)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
@@ -91,11 +131,16 @@ class MaxPool2dFused(Function):
             dx = ops.ScatterAdd.apply(g.reshape(planes, -1), shape=(planes, h * w),
                                       index=(np.arange(planes)[:, None], flat.reshape(planes, -1)))
             return dx.reshape(*ctx.in_shape)
-        gd = _planes(g.data)
-        acc = np.zeros((planes,) + window.padded, dtype=gd.dtype)
+        gt = np.ascontiguousarray(_planes(g.data).transpose(1, 2, 0))  # (OH, OW, P)
+        chosen_t = chosen.transpose(1, 2, 0)
+        acc = np.zeros(window.padded + (planes,), dtype=gt.dtype)
+        # g times a 0/1 mask: branch-free, 5x faster than a masked add; g * 0 is nan for
+        # a non-finite g, which must then reach only its chosen element.
+        finite = bool(np.isfinite(gt).all())
         for k, view in enumerate(_views(acc, window)):
-            np.add(view, gd, out=view, where=chosen == k)
-        return np.ascontiguousarray(crop_array(acc, window)).reshape(ctx.in_shape)
+            hit = chosen_t == k
+            view += gt * hit if finite else np.where(hit, gt, gt.dtype.type(0))
+        return _back_to_planes(acc, window, ctx.in_shape)
 
 
 class AvgPool2dFused(Function):
@@ -106,25 +151,26 @@ class AvgPool2dFused(Function):
 
     @staticmethod
     def forward(ctx: Context, x: Tensor, window: Window, scale: np.ndarray) -> np.ndarray:
-        xp = pad_array(_planes(x.data), window.pads)
+        xp = _planes_last(x.data, window, 0.0)
         views = _views(xp, window)
         acc = views[0].copy()
         for view in views[1:]:
             acc += view
-        acc *= scale
+        acc *= scale[:, :, None]
         ctx.window, ctx.scale, ctx.in_shape = window, scale, x.data.shape
-        return acc.reshape(x.data.shape[:-2] + window.out)
+        return _to_output(acc, x.data.shape[:-2])
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
         window, scale = ctx.window, ctx.scale
         if is_grad_enabled():
             return _avg_backward_differentiable(g, window, scale, ctx.in_shape)
-        share = _planes(g.data) * scale  # what each element of window (p, q) receives
-        acc = np.zeros((share.shape[0],) + window.padded, dtype=share.dtype)
+        # what each element of window (p, q) receives, (OH, OW, P)
+        share = _planes(g.data).transpose(1, 2, 0) * scale[:, :, None]
+        acc = np.zeros(window.padded + (share.shape[2],), dtype=share.dtype)
         for view in _views(acc, window):
             view += share
-        return np.ascontiguousarray(crop_array(acc, window)).reshape(ctx.in_shape)
+        return _back_to_planes(acc, window, ctx.in_shape)
 
 
 def _avg_backward_differentiable(g: Tensor, window: Window, scale: np.ndarray, in_shape: tuple) -> Tensor:

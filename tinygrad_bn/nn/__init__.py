@@ -1,4 +1,4 @@
-"""Layers with PyTorch's names: Module/Parameter, Linear, activations, losses, norm layers.
+"""Layers with PyTorch's names: Module/Parameter, Linear, convolution and pooling, activations, losses, norms.
 
 `tinygrad_bn.nn.functional` is `tinygrad_bn.functional` (as torch.nn.functional).
 """
@@ -23,10 +23,12 @@ from tinygrad_bn.nn.activation import (
     Softplus,
     Tanh,
 )
+from tinygrad_bn.nn.conv import Conv1d, Conv2d
 from tinygrad_bn.nn.layers import Dropout, Embedding, Flatten, Linear, Sequential, Unflatten
 from tinygrad_bn.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from tinygrad_bn.nn.module import Module, Parameter
-from tinygrad_bn.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from tinygrad_bn.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
+from tinygrad_bn.nn.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 # `import tinygrad_bn.nn.functional as F` finds the functional package under its PyTorch path.
 sys.modules.setdefault(__name__ + ".functional", functional)
