@@ -289,8 +289,9 @@ def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride: An
     return out.squeeze(0) if unbatched else out
 
 
-def _unfold_window(op: str, size: tuple[int, int], kernel_size: Any, dilation: Any, padding: Any,
-                   stride: Any) -> Window:
+def unfold_window(op: str, size: tuple[int, int], kernel_size: Any, dilation: Any, padding: Any,
+                  stride: Any) -> Window:
+    """The Window of unfold/fold's arguments (symmetric padding) over an input of `size` (H, W)."""
     kernel = int_tuple(op, "kernel_size", kernel_size, 2, 1)
     dilation_t = int_tuple(op, "dilation", dilation, 2, 1)
     pad = int_tuple(op, "padding", padding, 2, 0)
@@ -307,7 +308,7 @@ def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
     check_impl("unfold", impl)
     check_float_input("unfold", input, (3, 4), "(N, C, H, W) or unbatched (C, H, W)")
     x, unbatched = _batched(input, 4)
-    window = _unfold_window("unfold", x.shape[2:], kernel_size, dilation, padding, stride)
+    window = unfold_window("unfold", x.shape[2:], kernel_size, dilation, padding, stride)
     if impl == "fused":
         out = fused_kernel("unfold").apply(x, window=window)
     else:
@@ -324,7 +325,7 @@ def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, p
     check_float_input(op, input, (2, 3), "(N, C*kH*kW, L) or unbatched (C*kH*kW, L)")
     cols, unbatched = _batched(input, 3)
     size = int_tuple(op, "output_size", output_size, 2, 1)
-    window = _unfold_window(op, size, kernel_size, dilation, padding, stride)
+    window = unfold_window(op, size, kernel_size, dilation, padding, stride)
     rows, length = cols.shape[1:]
     if rows % window.count:
         raise ValueError(f"{op}: input of shape {input.shape} has {rows} rows, expected a multiple of "
