@@ -2,21 +2,24 @@
 
     python benchmarks/bench_conv.py [--quick] [--repeat N]
 
-One row per case, float32: the best and median time of a forward plus backward (gradients
-for input, weight and bias) of each implementation, and the ratios fused /
-torch and composed / fused. For convolution the floor is the three matrix
-products an im2col convolution cannot avoid (forward, dW, dX) timed alone on
-ready-made matrices; for pooling, one read of the input and one write of its
-gradient. Each library runs in its own block, ours first: numpy's and torch's
+One row per case, float32: the best and median time of a forward plus backward
+(gradients for input, weight and bias) of each implementation, the fused one
+also on one thread (numpy's BLAS limited with threadpoolctl; torch with
+set_num_threads(1)), and the ratios fused / torch (default threads, then one
+thread each) and composed / fused. For convolution the floor is the three
+matrix products an im2col convolution cannot avoid (forward, dW, dX) timed
+alone on ready-made matrices; for pooling, one read of the input and one write
+of its gradient. Each library runs in its own block, ours first: numpy's and torch's
 worker threads spin after each call and slow each other down when interleaved.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -86,13 +89,13 @@ def ours(case: tuple, impl: str) -> Callable[[], object]:
     return step
 
 
-def torch_step(case: tuple) -> Callable[[], object] | None:
-    """The same fwd+bwd in PyTorch (default threads: one per core), or None without torch."""
+def torch_step(case: tuple, threads: int | None = None) -> Callable[[], object] | None:
+    """The same fwd+bwd in PyTorch on `threads` threads (default: one per core), or None."""
     try:
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     name, _, second, stride, padding = case
     d = {k: torch.tensor(v) for k, v in _data(case).items()}
     x = d["x"].requires_grad_(True)
@@ -128,6 +131,18 @@ def floor_time(case: tuple, repeat: int) -> float:
     return timings(lambda: (w @ cols, gy @ cols.T, w.T @ gy), repeat)[0]
 
 
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS on one thread inside the block (unchanged without threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -140,23 +155,29 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for case in cases:
-        composed = timings(ours(case, "composed"), repeat)
-        fused = timings(ours(case, "fused"), repeat)
-        rows.append([case, composed, fused, floor_time(case, repeat)])
-    for row in rows:  # torch in its own block, after ours
-        step = torch_step(row[0])
-        row.append(timings(step, repeat) if step else None)
+        row = [case, timings(ours(case, "composed"), repeat), timings(ours(case, "fused"), repeat)]
+        with one_blas_thread():
+            row.append(timings(ours(case, "fused"), repeat))
+        rows.append(row + [floor_time(case, repeat)])
+    for threads in (None, 1):  # torch in its own block, after ours: its threads, then one
+        for row in rows:
+            step = torch_step(row[0], threads)
+            row.append(timings(step, repeat) if step else None)
 
     def cell(t: tuple[float, float] | None) -> str:
         return f"{t[0] * 1e3:7.2f}/{t[1] * 1e3:<7.2f}" if t else f"{'n/a':>15}"
 
-    print("best/median of single calls, ms")
+    def ratio(a: tuple[float, float], b: tuple[float, float] | None) -> str:
+        return f"{a[0] / b[0]:9.2f}" if b else f"{'n/a':>9}"
+
+    print("best/median of single calls, ms; '1t': one thread (BLAS via threadpoolctl, torch.set_num_threads)")
     print(f"{'op':<11} {'input':>17} {'weight/kernel':>14} {'s,p':>4} {'composed':>15} {'fused':>15} "
-          f"{'torch':>15} {'floor':>7} {'fused/torch':>12} {'comp/fused':>11}")
-    for (name, shape, second, stride, padding), composed, fused, floor, torch_t in rows:
-        versus = f"{fused[0] / torch_t[0]:12.2f}" if torch_t else f"{'n/a':>12}"
+          f"{'fused 1t':>15} {'torch':>15} {'torch 1t':>15} {'floor':>7} {'f/torch':>9} {'f1t/t1t':>9} "
+          f"{'comp/f':>7}")
+    for (name, shape, second, stride, padding), composed, fused, fused_1t, floor, torch_t, torch_1t in rows:
         print(f"{name:<11} {str(shape):>17} {str(second):>14} {f'{stride},{padding}':>4} {cell(composed)} "
-              f"{cell(fused)} {cell(torch_t)} {floor * 1e3:7.2f} {versus} {composed[0] / fused[0]:11.2f}")
+              f"{cell(fused)} {cell(fused_1t)} {cell(torch_t)} {cell(torch_1t)} {floor * 1e3:7.2f} "
+              f"{ratio(fused, torch_t)} {ratio(fused_1t, torch_1t)} {composed[0] / fused[0]:7.2f}")
     print("ratios from the bests; targets: fused (numpy) / torch <= 3; compiled / torch <= 1.5 "
           "(no compiled conv/pool kernels yet)")
     return 0
