@@ -103,6 +103,26 @@ def ours_chain(n_ops: int, shape: tuple[int, ...]) -> Workload:
     return run
 
 
+def minimal_chain(n_ops: int, shape: tuple[int, ...]) -> Workload:
+    """The same chain on benchmarks/minimal_engine.py: the least an engine can cost per op."""
+    from minimal_engine import MiniTensor
+
+    x = MiniTensor(np.full(shape, 0.5, dtype=np.float32))
+
+    def run() -> Phases:
+        start = time.perf_counter()
+        y = x
+        for _ in range(n_ops // 2):
+            y = y * np.float32(1.0001)
+            y = y + np.float32(0.5)
+        loss = y.sum()
+        mid = time.perf_counter()
+        loss.backward()
+        return mid - start, time.perf_counter() - mid
+
+    return run
+
+
 def _ours_single_op(op: str) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((10, 10)).astype(np.float32), requires_grad=True)
@@ -135,10 +155,11 @@ def ours_op(op: str, n_ops: int) -> Workload:
     return run
 
 
-def ours_mlp(batch: int = 100) -> Workload:
+def ours_mlp(batch: int = 100, impl: str = "composed") -> Workload:
     """One SGD step of a 784-100-10 float32 MLP (the update is counted with backward)."""
     rng = np.random.default_rng(0)
-    model = nn.Sequential(nn.Linear(784, 100, rng=1), nn.ReLU(), nn.Linear(100, 10, rng=2))
+    model = nn.Sequential(nn.Linear(784, 100, rng=1, impl=impl), nn.ReLU(),
+                          nn.Linear(100, 10, rng=2, impl=impl))
     x = Tensor(rng.standard_normal((batch, 784)).astype(np.float32))
     labels = rng.integers(0, 10, batch)
     params = model.parameters()
@@ -146,7 +167,7 @@ def ours_mlp(batch: int = 100) -> Workload:
     def run() -> Phases:
         start = time.perf_counter()
         model.zero_grad()
-        loss = functional.cross_entropy(model(x), labels)
+        loss = functional.cross_entropy(model(x), labels, impl=impl)
         mid = time.perf_counter()
         loss.backward()
         with tg.no_grad():
@@ -392,9 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     def rows_for(timings: list[Timing]) -> list[tuple[float, float]]:
         """Flatten timings into the table's rows: (best, median) per row."""
         out = []
+        n_mlp = 2  # the last two timings are MLP steps (composed, fused): per step
         for i, t in enumerate(timings):
-            scale = 1.0 if i == len(timings) - 1 else 1.0 / n_ops  # the MLP is per step
-            if i < len(chain_shapes) or i == len(timings) - 1:
+            mlp = i >= len(timings) - n_mlp
+            scale = 1.0 if mlp else 1.0 / n_ops
+            if i < len(chain_shapes) or mlp:
                 out.append((t.best_total * scale, t.median_total * scale))
             else:
                 out += [(t.best[0] * scale, t.median[0] * scale),
@@ -407,12 +430,15 @@ def main(argv: list[str] | None = None) -> int:
         names += [(f"{op} (10, 10): forward", "us/op"), (f"{op} (10, 10): backward", "us/op"),
                   (f"{op} (10, 10): forward + backward", "us/op")]
     names.append(("MLP 784-100-10 step, batch 100", "ms/step"))
+    names.append(("same MLP, impl='fused' (Linear, CE)", "ms/step"))
 
     # Ours, in one block.
     ours = [measure(ours_chain(n_ops, shape), repeat, min_time) for shape in chain_shapes]
     ours += [measure(ours_op(op, n_ops), repeat, min_time) for op in single_ops]
     ours.append(measure(ours_mlp(), repeat, min_time))
+    ours.append(measure(ours_mlp(impl="fused"), repeat, min_time))
     floor = measure(numpy_mlp(), repeat, min_time)  # right after ours: same machine state
+    minimal = [measure(minimal_chain(n_ops, shape), repeat, min_time) for shape in chain_shapes]
     rows = [Row(name, unit, t) for (name, unit), t in zip(names, rows_for(ours), strict=True)]
 
     # torch, in its own block, filling the same rows in the same order.
@@ -421,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         theirs = [measure(torch_info["chain"][shape], repeat, min_time) for shape in chain_shapes]
         theirs += [measure(torch_info["single"](op), repeat, min_time) for op in single_ops]
         theirs.append(measure(torch_info["mlp"](), repeat, min_time))
+        theirs.append(theirs[-1])  # torch has one MLP; both of our rows compare with it
         for row, t in zip(rows, rows_for(theirs), strict=True):
             row.torch = t
 
@@ -430,12 +457,19 @@ def main(argv: list[str] | None = None) -> int:
         print("note: numpy's BLAS uses every core while torch uses 1 thread; for a like-for-like "
               "MLP row run with OPENBLAS_NUM_THREADS=1")
     print_table(rows)
+    for shape, t in zip(chain_shapes, minimal, strict=True):
+        row = rows[chain_shapes.index(shape)]
+        print(f"chain {shape} on the minimal engine (benchmarks/minimal_engine.py): "
+              f"{t.best_total / n_ops * 1e6:.2f} us/op best; ours / minimal = "
+              f"{row.ours[0] / (t.best_total / n_ops):.2f}")
     n_mlp_ops = count_mlp_ops()
-    overhead = rows[-1].ours[0] - floor.best_total
+    overhead = rows[-2].ours[0] - floor.best_total
     print(f"MLP step records {n_mlp_ops} ops in its forward graph. The same step hand-written "
           f"in numpy takes {floor.best_total * 1e3:.2f} ms (best): ours - numpy = "
           f"{overhead * 1e3:.2f} ms, {overhead * 1e6 / n_mlp_ops:.1f} us per recorded op "
           "(forward + backward).")
+    print(f"MLP step / hand-written numpy: composed {rows[-2].ours[0] / floor.best_total:.2f}, "
+          f"fused {rows[-1].ours[0] / floor.best_total:.2f}")
     print("ratio = ours / torch (b = best, m = median); target: chain rows <= 1.")
     if args.profile:
         print()

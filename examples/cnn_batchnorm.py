@@ -62,10 +62,10 @@ def main(epochs: int = 5, norm: str = "batch", impl: str = "fused", train_size: 
     x_test, y_test = x_test[:test_size], y_test[:test_size]
     model = build_cnn(norm, impl, seed=seed)
     optimizer = optim.Adam(model.parameters(), lr=lr)
+    schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     order_rng = np.random.default_rng(seed + 1)
     history, start = [], time.perf_counter()
     for epoch in range(epochs):
-        optimizer.lr = lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))  # cosine decay
         order = order_rng.permutation(len(x_train))
         for first in range(0, len(x_train), batch_size):
             rows = order[first:first + batch_size]
@@ -73,6 +73,7 @@ def main(epochs: int = 5, norm: str = "batch", impl: str = "fused", train_size: 
             loss = F.cross_entropy(model(Tensor(x_train[rows])), y_train[rows])
             loss.backward()
             optimizer.step()
+        schedule.step()
         record = {"epoch": epoch + 1, "loss": float(loss.data),
                   "train_acc": accuracy(model, x_train, y_train), "test_acc": accuracy(model, x_test, y_test),
                   "seconds": time.perf_counter() - start}

@@ -927,3 +927,20 @@ def test_grad_with_inputs_that_are_not_tensors_says_what_it_expected():
     loss = (Tensor(np.ones(2), requires_grad=True) * 2.0).sum()
     with pytest.raises(TypeError, match="grad: inputs must be a Tensor or a sequence of Tensors, got int"):
         tg.grad(loss, 5)
+
+
+def test_ops_recorded_before_an_in_place_op_keep_their_edge_to_the_old_value():
+    x = Tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    y = x * 1.0
+    z = y + 3.0  # recorded before the in-place op: dz/dx = 1
+    y.mul_(2.0)  # y is rebased onto a new node: dy/dx = 2 from now on
+    (z.sum() + y.sum()).backward()
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0, 3.0])
+
+
+def test_setitem_reading_the_tensor_itself_differentiates_through_both_values():
+    x = Tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    y = x * 1.0
+    y[:, 1] = y[:, 1] * 5.0
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[1.0, 5.0]] * 3)

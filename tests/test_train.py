@@ -342,7 +342,7 @@ def test_checkpoint_from_another_architecture_names_the_mismatch(tmp_path):
     path = tmp_path / "run.npz"
     _trainer(checkpoint_path=path).fit()
     model = nn.Sequential(nn.Linear(FEATURES, 8, rng=0), nn.ReLU(), nn.Linear(8, CLASSES, rng=0))
-    before = {k: v.copy() for k, v in model.state_dict().items()}
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     train, val = _data()
     other = Trainer(model, optim.Adam(model.parameters(), lr=1e-2), train=train, val=val,
                     batch_size=BATCH)
@@ -365,7 +365,7 @@ def test_checkpoint_for_another_optimizer_is_refused_and_nothing_changes(tmp_pat
     path = tmp_path / "run.npz"
     _trainer(opt="adam", checkpoint_path=path).fit()
     trainer = _trainer(opt="sgd")
-    before = {k: v.copy() for k, v in trainer.model.state_dict().items()}
+    before = {k: v.numpy().copy() for k, v in trainer.model.state_dict().items()}
     with pytest.raises(ValueError, match="state is for optimizer 'Adam', not 'SGD'"):
         trainer.resume(path)
     for k, v in trainer.model.state_dict().items():
@@ -450,3 +450,59 @@ def test_loss_fn_returning_a_vector_raises():
     trainer = _trainer(loss_fn=lambda out, y: F.cross_entropy(out, y, reduction="none"))
     with pytest.raises(ValueError, match=r"loss_fn must return a scalar Tensor, got shape \(32,\)"):
         trainer.fit()
+
+
+# ---------------------------------------------------------------- refusing bad set-ups early
+
+
+def _tiny_data(n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 4)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def test_an_optimizer_over_another_models_parameters_is_refused():
+    from tinygrad_bn import nn, optim
+
+    model, other = nn.Linear(4, 3, rng=0), nn.Linear(4, 3, rng=1)
+    with pytest.raises(ValueError, match="2 of the optimizer's 2 parameters are not the model's"):
+        Trainer(model, optim.SGD(other.parameters(), lr=0.1), _tiny_data(), progress=False)
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step():
+    from tinygrad_bn import nn, optim
+
+    model = nn.Linear(4, 3, rng=0)
+    x, y = _tiny_data()
+    x[7] = np.nan  # reaches the loss in the second batch of 5
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), (x, y), batch_size=5, shuffle=False,
+                      progress=False)
+    before = model.weight.data.copy()
+    with pytest.raises(FloatingPointError, match=r"the loss is nan at step 2 \(epoch 1\).*detect_anomaly"):
+        trainer.fit()
+    assert trainer.iteration == 1 and np.all(np.isfinite(model.weight.data))
+    assert not np.array_equal(before, model.weight.data)  # the first, finite step was taken
+
+
+def test_a_last_batch_of_one_row_with_batchnorm1d_is_caught_before_the_first_step():
+    from tinygrad_bn import nn, optim
+
+    model = nn.Sequential(nn.Linear(4, 5, rng=0), nn.BatchNorm1d(5), nn.Linear(5, 3, rng=1))
+    with pytest.raises(ValueError, match=r"last batch of 1 row.*BatchNorm \(1\).*drop_last=True"):
+        Trainer(model, optim.SGD(model.parameters(), lr=0.1), _tiny_data(11), batch_size=5, progress=False)
+    Trainer(model, optim.SGD(model.parameters(), lr=0.1), _tiny_data(11), batch_size=5, drop_last=True,
+            progress=False)  # accepted
+
+
+def test_resume_removes_temp_files_a_killed_save_left_behind(tmp_path):
+    from tinygrad_bn import nn, optim
+
+    model = nn.Linear(4, 3, rng=0)
+    path = tmp_path / "ck.npz"
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), _tiny_data(), progress=False,
+                      checkpoint_path=path)
+    trainer.fit()
+    stale = tmp_path / f".{path.name}.999999999.0badc0de.tmp"  # a writer killed with -9
+    stale.write_bytes(b"partial")
+    fresh = Trainer(model, optim.SGD(model.parameters(), lr=0.1), _tiny_data(), progress=False)
+    fresh.resume(path)
+    assert not stale.exists()

@@ -35,9 +35,11 @@ from tinygrad_bn.autograd import functional as _autograd_functional  # torch.aut
 from tinygrad_bn.autograd.function import BackwardTrace, Context
 from tinygrad_bn.factories import (
     arange,
+    as_tensor,
     empty,
     empty_like,
     eye,
+    from_numpy,
     full,
     full_like,
     linspace,
@@ -99,6 +101,7 @@ from tinygrad_bn.functional import (
     log1p,
     log2,
     log10,
+    log_softmax,
     logsumexp,
     lt,
     masked_fill,
@@ -142,6 +145,8 @@ from tinygrad_bn.functional import (
     tanh,
     topk,
     transpose,
+    tril,
+    triu,
     unbind,
     unsqueeze,
     var,
@@ -153,6 +158,19 @@ from tinygrad_bn.serialization import load, save
 from tinygrad_bn.tensor import Tensor, get_default_dtype, set_default_dtype, tensor
 
 float32, float64, int64, int32, bool_ = np.float32, np.float64, np.int64, np.int32, np.bool_
+# PyTorch's other names for them (tg.long, tg.float, ...), as dtypes
+long, double, bool = np.int64, np.float64, np.bool_  # noqa: A001 - torch's names
+float, int = np.float32, np.int32  # noqa: A001
+
+
+def numel(input: Tensor) -> int:
+    """Number of elements of `input`."""
+    return input.numel()
+
+
+def is_tensor(obj: Any) -> bool:
+    """True for a tinygrad_bn Tensor (Parameters included)."""
+    return isinstance(obj, Tensor)
 
 __version__ = "0.1.0"
 
@@ -177,4 +195,6 @@ def keep_freed_memory() -> bool:
     return _memory.keep_freed_memory()
 
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in ("importlib", "np", "Any")]
+# The dtype aliases shadow builtins (float, int, bool): left out of `import *`.
+__all__ = [name for name in dir() if not name.startswith("_")
+           and name not in ("importlib", "np", "Any", "long", "double", "bool", "float", "int")]

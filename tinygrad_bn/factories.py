@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn.random import numpy_generator
-from tinygrad_bn.tensor import Tensor, check_device, get_default_dtype
+from tinygrad_bn.tensor import Tensor, check_device, get_default_dtype, tensor
 
 
 def _sizes(op: str, size: tuple) -> tuple[int, ...]:
@@ -136,6 +136,23 @@ def normal(mean: Any = 0.0, std: Any = 1.0, size: Any = None, *, generator: Any 
     if dtype is None and like is not None and like.dtype.kind == "f":
         dtype = like.dtype
     return _make("normal", values, _float(dtype), requires_grad, None)
+
+
+def from_numpy(ndarray: np.ndarray) -> Tensor:
+    """A tensor sharing the array's memory and keeping its dtype (writes show through both ways)."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy: expected an np.ndarray, got {type(ndarray).__name__}")
+    return Tensor(ndarray)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """data as a tensor, not copied when it can be (a Tensor or ndarray of that dtype), else tensor(data)."""
+    check_device("as_tensor", device)
+    if isinstance(data, Tensor) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return data
+    if isinstance(data, np.ndarray) and (dtype is None or np.dtype(dtype) == data.dtype):
+        return Tensor(data)
+    return tensor(data, dtype=dtype)
 
 
 # ---------------------------------------------------------------- *_like

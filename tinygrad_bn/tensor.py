@@ -102,8 +102,9 @@ def _python_data(data: Any, dtype: Any) -> np.ndarray:
 class Tensor:
     """An n-dimensional array that records the ops applied to it for backward."""
 
-    # _hooks (register_hook on a leaf) is set only when used: read it with getattr(t, "_hooks", None).
-    __slots__ = ("_data", "grad", "_rg", "_ctx", "name", "_version", "_hooks", "__weakref__")
+    # Set only when used, so read with getattr(t, name, default): _hooks (register_hook on a
+    # leaf) and _rebased (the nodes an in-place op moved this tensor off, with when).
+    __slots__ = ("_data", "grad", "_rg", "_ctx", "name", "_version", "_hooks", "_rebased", "__weakref__")
 
     def __init__(
         self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None

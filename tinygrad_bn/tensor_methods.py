@@ -16,18 +16,19 @@ import numpy as np
 
 from tinygrad_bn import functional as F
 from tinygrad_bn import ops
-from tinygrad_bn.autograd import graph
+from tinygrad_bn.autograd import graph, hooks
 from tinygrad_bn.autograd.grad_mode import STATE
+from tinygrad_bn.random import numpy_generator
 from tinygrad_bn.tensor import Tensor, check_device
 
 # ---------------------------------------------------------------- operators
 
 
-def _reflected(op: type) -> Any:
+def _reflected(fn: Any) -> Any:
     """other (op) self, for `2 - x` and `ndarray @ x`."""
 
     def method(self: Tensor, other: Any) -> Tensor:
-        return op.apply(self._operand(other), self)
+        return fn(self._operand(other), self)
 
     return method
 
@@ -60,15 +61,20 @@ def _invert(self: Tensor) -> Tensor:
 
 
 OPERATORS = {
-    "__add__": F.add, "__radd__": _reflected(ops.Add), "__sub__": F.sub, "__rsub__": _reflected(ops.Sub),
-    "__mul__": F.mul, "__rmul__": _reflected(ops.Mul), "__truediv__": F.div,
-    "__rtruediv__": _reflected(ops.Div), "__floordiv__": _floordiv, "__pow__": F.pow, "__rpow__": _rpow,
+    "__add__": F.add, "__radd__": _reflected(F.add), "__sub__": F.sub, "__rsub__": _reflected(F.sub),
+    "__mul__": F.mul, "__rmul__": _reflected(F.mul), "__truediv__": F.div,
+    "__rtruediv__": _reflected(F.div), "__floordiv__": _floordiv, "__pow__": F.pow, "__rpow__": _rpow,
     "__matmul__": F.matmul, "__rmatmul__": _rmatmul, "__neg__": F.neg, "__pos__": _pos, "__abs__": F.abs,
     "__getitem__": F.getitem,
     "__lt__": F.lt, "__le__": F.le, "__gt__": F.gt, "__ge__": F.ge, "__eq__": F.eq, "__ne__": F.ne,
     "__and__": _bool_op(np.bitwise_and), "__or__": _bool_op(np.bitwise_or),
     "__xor__": _bool_op(np.bitwise_xor), "__invert__": _invert,
 }
+
+def _where(self: Tensor, condition: Any, other: Any) -> Tensor:
+    """self where condition is true, else other (x.where(c, y) is where(c, x, y))."""
+    return F.where(condition, self, other)
+
 
 # ---------------------------------------------------------------- methods: name -> function(self, ...)
 
@@ -79,6 +85,8 @@ METHODS = {
     "log2": F.log2, "log10": F.log10, "log1p": F.log1p, "expm1": F.expm1, "sqrt": F.sqrt,
     "rsqrt": F.rsqrt, "sin": F.sin, "cos": F.cos, "tanh": F.tanh, "erf": F.erf, "relu": F.relu,
     "sigmoid": F.sigmoid, "abs": F.abs, "sign": F.sign, "clamp": F.clamp, "clip": F.clip,
+    "clamp_min": F.clamp_min, "clamp_max": F.clamp_max, "floor": F.floor, "ceil": F.ceil,
+    "round": F.round, "trunc": F.trunc, "where": _where,
     "maximum": F.maximum, "minimum": F.minimum, "softmax": F.softmax, "log_softmax": F.log_softmax,
     # comparisons
     "eq": F.eq, "ne": F.ne, "lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge, "isnan": F.isnan,
@@ -90,16 +98,16 @@ METHODS = {
     "amax": F.amax, "amin": F.amin, "argmax": F.argmax, "argmin": F.argmin, "prod": F.prod,
     "cumsum": F.cumsum, "logsumexp": F.logsumexp, "norm": F.norm, "any": F.any, "all": F.all,
     # movement
-    "reshape": F.reshape, "view": F.view, "view_as": F.view_as, "permute": F.permute,
+    "reshape": F.reshape, "view": F.view, "view_as": F.view_as, "reshape_as": F.view_as, "permute": F.permute,
     "transpose": F.transpose, "swapaxes": F.swapaxes, "swapdims": F.swapdims, "t": F.t,
     "movedim": F.movedim, "expand": F.expand, "expand_as": F.expand_as, "broadcast_to": F.broadcast_to,
-    "repeat": F.repeat, "flip": F.flip, "narrow": F.narrow, "squeeze": F.squeeze,
-    "unsqueeze": F.unsqueeze, "flatten": F.flatten, "unflatten": F.unflatten, "split": F.split,
-    "chunk": F.chunk, "unbind": F.unbind,
+    "repeat": F.repeat, "repeat_interleave": F.repeat_interleave, "flip": F.flip, "narrow": F.narrow,
+    "squeeze": F.squeeze, "unsqueeze": F.unsqueeze, "flatten": F.flatten, "unflatten": F.unflatten,
+    "split": F.split, "chunk": F.chunk, "unbind": F.unbind,
     # indexing
     "gather": F.gather, "scatter_add": F.scatter_add, "index_select": F.index_select,
     "masked_fill": F.masked_fill, "take_along_dim": F.take_along_dim, "sort": F.sort,
-    "argsort": F.argsort, "topk": F.topk,
+    "argsort": F.argsort, "topk": F.topk, "tril": F.tril, "triu": F.triu,
     # products
     "matmul": F.matmul, "mm": F.mm, "bmm": F.bmm, "dot": F.dot, "outer": F.outer,
 }
@@ -122,6 +130,41 @@ def _to(self: Tensor, *args: Any, dtype: Any = None, device: Any = None, copy: b
     check_device("to", device)
     out = self if dtype is None else F.cast(self, dtype)
     return _clone(out) if copy and out is self else out
+
+
+def _type_as(self: Tensor, other: Tensor) -> Tensor:
+    """Convert to other's dtype."""
+    return F.cast(self, other.dtype)
+
+
+def _is_floating_point(self: Tensor) -> bool:
+    """Whether the dtype is a float dtype."""
+    return self._data.dtype.kind == "f"
+
+
+def _new_full(self: Tensor, size: Any, fill_value: Any, *, dtype: Any = None, device: Any = None,
+              requires_grad: bool = False) -> Tensor:
+    """A tensor filled with fill_value, with this tensor's dtype unless dtype= is given."""
+    check_device("new_full", device)
+    array = np.full(tuple(size), fill_value, dtype=self.dtype if dtype is None else dtype)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def _new(fill: int) -> Any:
+    def method(self: Tensor, *size: Any, **options: Any) -> Tensor:
+        sizes = size[0] if len(size) == 1 and isinstance(size[0], list | tuple) else size
+        return _new_full(self, sizes, fill, **options)
+
+    method.__doc__ = f"A tensor of {fill}s with this tensor's dtype unless dtype= is given."
+    return method
+
+
+def _new_tensor(self: Tensor, data: Any, *, dtype: Any = None, device: Any = None,
+                requires_grad: bool = False) -> Tensor:
+    """A copy of data with this tensor's dtype unless dtype= is given (PyTorch's new_tensor)."""
+    check_device("new_tensor", device)
+    values = data._data if isinstance(data, Tensor) else data
+    return Tensor(np.array(values, dtype=self.dtype if dtype is None else dtype), requires_grad=requires_grad)
 
 
 def _clone(self: Tensor) -> Tensor:
@@ -250,6 +293,9 @@ def _in_place(self: Tensor, out: Any) -> Tensor:
     """
     _check_in_place(self)
     if STATE.grad_enabled and (self._rg or out._rg):
+        # Ops recorded before keep their edge to the old node (see autograd.function.node_of).
+        since = out._ctx.serial if out._ctx is not None else 0
+        self._rebased = (*getattr(self, "_rebased", ()), (self._ctx, since))
         self._data, self._ctx, self._rg = out._data, out._ctx, out._rg
     else:
         np.copyto(self._data, out._data, casting="same_kind")
@@ -302,12 +348,31 @@ def _setitem(self: Tensor, index: Any, value: Any) -> None:
     _in_place(self, old + ops.ScatterAdd.apply(change, index=index, shape=self.shape))
 
 
+def _sampled(self: Tensor, values: np.ndarray) -> Tensor:
+    """Overwrite self with random values (a new leaf value: no graph to rebase onto)."""
+    return _in_place(self, Tensor._wrap(values.astype(self.dtype, copy=False), False, None))
+
+
+def _uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator: Any = None) -> Tensor:
+    """Fill with samples uniform in [a, b) from `generator` (default: the default generator)."""
+    return _sampled(self, numpy_generator(generator, "uniform_").uniform(a, b, self.shape))
+
+
+def _normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> Tensor:
+    """Fill with normal samples N(mean, std^2) from `generator` (default: the default generator)."""
+    return _sampled(self, numpy_generator(generator, "normal_").normal(mean, std, self.shape))
+
+
 IN_PLACE = {
     "add_": _in_place_op(F.add), "sub_": _in_place_op(F.sub), "mul_": _in_place_op(F.mul),
     "div_": _in_place_op(F.div), "pow_": _in_place_op(F.pow), "clamp_": _in_place_op(F.clamp),
     "clip_": _in_place_op(F.clamp), "masked_fill_": _in_place_op(F.masked_fill),
     "exp_": _in_place_op(F.exp), "relu_": _in_place_op(F.relu), "neg_": _in_place_op(F.neg),
-    "fill_": _fill_, "zero_": _zero_, "copy_": _copy_,
+    "fill_": _fill_, "zero_": _zero_, "copy_": _copy_, "uniform_": _uniform_, "normal_": _normal_,
+    # p -= lr * p.grad updates p itself, as in PyTorch; without these Python would rebind
+    # the name to a new tensor and leave the parameter unchanged.
+    "__iadd__": _in_place_op(F.add), "__isub__": _in_place_op(F.sub), "__imul__": _in_place_op(F.mul),
+    "__itruediv__": _in_place_op(F.div),
 }
 
 
@@ -321,12 +386,15 @@ def _backward(self: Tensor, gradient: Any = None, retain_graph: bool | None = No
 
 
 CONVERSIONS = {
-    "to": _to, "clone": _clone, "contiguous": _pos, "float": _float, "double": _caster(np.float64),
+    "to": _to, "clone": _clone, "contiguous": _pos, "cpu": _pos, "float": _float,
+    "double": _caster(np.float64), "type_as": _type_as, "is_floating_point": _is_floating_point,
+    "new_zeros": _new(0), "new_ones": _new(1), "new_empty": _new(0), "new_full": _new_full,
+    "new_tensor": _new_tensor,
     "long": _caster(np.int64), "int": _caster(np.int32), "bool": _caster(np.bool_), "type": _type,
     "size": _size, "numel": _numel, "nelement": _numel, "dim": _dim, "tolist": _tolist,
     "__float__": _scalar(float), "__int__": _scalar(int), "__index__": _index, "__bool__": _bool,
     "__array__": _array, "__array_ufunc__": _array_ufunc, "__iter__": _iter, "__setitem__": _setitem,
-    "backward": _backward, "register_hook": graph.register_hook, "retain_grad": graph.retain_grad,
+    "backward": _backward, "register_hook": hooks.register_hook, "retain_grad": hooks.retain_grad,
 }
 
 

@@ -33,10 +33,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tinygrad_bn import functional as F
-from tinygrad_bn._io import atomic_save_npz, load_npz_checked
+from tinygrad_bn._io import atomic_save_npz, load_npz_checked, remove_stale_temp_files
 from tinygrad_bn.autograd import no_grad
 from tinygrad_bn.nn.module import Module
-from tinygrad_bn.optim import Optimizer
+from tinygrad_bn.optim import Optimizer, load_state_from_arrays, state_to_arrays
 from tinygrad_bn.tensor import Tensor
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
 
 # Stored in every file as its "format" entry: a foreign .npz, or one from another
 # version of the layout, is refused by name instead of half-loaded.
-CHECKPOINT_FORMAT = "tinygrad_bn.trainer-checkpoint/1"
+CHECKPOINT_FORMAT = "tinygrad_bn.trainer-checkpoint/2"  # 2: optimizer state in torch.optim's layout
 SNAPSHOT_FORMAT = "tinygrad_bn.model-snapshot/1"
 
 LossFn = Callable[[Tensor, np.ndarray], Tensor]
@@ -265,6 +265,35 @@ def load_snapshot(model: Module, path: PathLike) -> dict:
 # ---------------------------------------------------------------- the trainer
 
 
+def _check_optimizer_owns_model(model: Module, optimizer: Optimizer) -> None:
+    """The optimizer must update the model's own parameters (not a copy's, not another model's)."""
+    mine = {id(p) for p in model.parameters()}
+    theirs = [p for group in optimizer.param_groups for p in group["params"]]
+    foreign = sum(1 for p in theirs if id(p) not in mine)
+    if foreign:
+        raise ValueError(
+            f"Trainer: {foreign} of the optimizer's {len(theirs)} parameters are not the model's "
+            "(built for another model, or before a deepcopy?); build the optimizer from "
+            "model.parameters()"
+        )
+
+
+def _check_no_single_row_batch(model: Module, n: int, batch_size: int, drop_last: bool) -> None:
+    """BatchNorm1d in training cannot normalise one row: catch a last batch of one up front.
+
+    (BatchNorm2d normalises over N*H*W values, so one image is fine there.)"""
+    if drop_last or n % batch_size != 1:
+        return
+    norms = [name or type(m).__name__ for name, m in model.named_modules()
+             if type(m).__name__ == "BatchNorm1d"]
+    if norms:
+        raise ValueError(
+            f"Trainer: {n} examples in batches of {batch_size} leave a last batch of 1 row, which "
+            f"BatchNorm ({', '.join(norms)}) cannot normalise in training; pass drop_last=True "
+            "or another batch_size"
+        )
+
+
 class Trainer:
     """Minibatch training of `model` with `optimizer`, evaluations, checkpoints and a best snapshot.
 
@@ -329,6 +358,7 @@ class Trainer:
             raise ValueError("Trainer: checkpoint_every needs a checkpoint_path to write to")
 
         params = model.parameters()
+        _check_optimizer_owns_model(model, optimizer)
         dtype = params[0].dtype if params else np.dtype(np.float32)
         self.x_train, self.y_train = _check_data("train", train, dtype)
         self.x_val, self.y_val = (None, None) if val is None else _check_data("val", val, dtype)
@@ -339,6 +369,7 @@ class Trainer:
                 f"Trainer: drop_last=True with {n} examples and batch_size={self.batch_size} "
                 "leaves no batch at all"
             )
+        _check_no_single_row_batch(model, n, self.batch_size, drop_last)
 
         self.rng = np.random.default_rng(self.seed)
         # The training-accuracy subset comes from its own stream, so choosing it does
@@ -408,11 +439,18 @@ class Trainer:
             )
         self.model.zero_grad()
         self.optimizer.zero_grad()
+        value = float(loss.data)
+        if not np.isfinite(value):
+            raise FloatingPointError(
+                f"Trainer: the loss is {value} at step {self.iteration + 1} (epoch {self.epoch + 1}); "
+                "stopping before the optimizer applies it. Lower the learning rate, check the data "
+                "for nan/inf, or find the op with tinygrad_bn.detect_anomaly()"
+            )
         loss.backward()
         if self.grad_norm_every is not None and self.iteration % self.grad_norm_every == 0:
             self._record_grad_norms()
         self.optimizer.step()
-        return float(loss.data)
+        return value
 
     def _record_grad_norms(self) -> None:
         """Each parameter's gradient norm in this iteration (nan where it got none)."""
@@ -465,7 +503,7 @@ class Trainer:
         h.val_loss.append(val_loss)
         if not math.isnan(val_acc) and (self.best_val_acc is None or val_acc > self.best_val_acc):
             self.best_val_acc, self.best_iteration = val_acc, self.iteration
-            self.best_state = dict(self.model.state_dict())
+            self.best_state = {k: v.numpy() for k, v in self.model.state_dict().items()}
             if self.best_path is not None:
                 self.save_snapshot(self.best_path)
         if bar is not None:
@@ -515,8 +553,8 @@ class Trainer:
             "meta": np.array(json.dumps(meta)),
             "epoch_order": np.zeros(0, np.int64) if self._order is None else self._order,
         }
-        arrays.update({f"model/{k}": v for k, v in self.model.state_dict().items()})
-        arrays.update({f"optim/{k}": np.asarray(v) for k, v in self.optimizer.state_dict().items()})
+        arrays.update({f"model/{k}": v.numpy() for k, v in self.model.state_dict().items()})
+        arrays.update({f"optim/{k}": v for k, v in state_to_arrays(self.optimizer).items()})
         arrays.update({f"history/{k}": v for k, v in self.history.to_arrays().items()})
         if self.best_state is not None:
             arrays.update({f"best/{k}": v for k, v in self.best_state.items()})
@@ -530,6 +568,7 @@ class Trainer:
         before anything changes; a mismatch raises ValueError naming it.
         """
         where = str(path)
+        remove_stale_temp_files(path)  # left by a save that was killed (kill -9) mid-write
         arrays, meta = _read_checked(path, (CHECKPOINT_FORMAT,), "Trainer checkpoint")
         known = ("format", "meta", "epoch_order")
         prefixes = ("model/", "optim/", "history/", "best/")
@@ -593,7 +632,7 @@ class Trainer:
 
         # Every check passed. The optimizer validates its own state before changing
         # anything, so it goes first: if it refuses, the Trainer is still untouched.
-        self.optimizer.load_state_dict(_section(arrays, "optim"))
+        load_state_from_arrays(self.optimizer, _section(arrays, "optim"))
         self.model.load_state_dict(model_state)
         self.rng.bit_generator.state = rng_state
         for name, state in module_rngs.items():

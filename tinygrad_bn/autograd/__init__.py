@@ -3,6 +3,7 @@
     grad_mode.py   no_grad / enable_grad / set_grad_enabled, detect_anomaly, module scope
     function.py    Function (forward + backward of one op) and Context (what it saved)
     graph.py       the backward walk (Kahn's algorithm), backward() and grad()
+    hooks.py       Tensor.register_hook and retain_grad
 """
 
 from tinygrad_bn.autograd.function import BackwardTrace, Context, Function

@@ -9,6 +9,7 @@ written this way.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import os
 import traceback
@@ -35,6 +36,7 @@ class Context:
     # Class-level defaults: a Context is made for every op call, so __init__ only
     # sets what always differs.
     needs_input_grad: tuple[bool, ...] = ()
+    serial = 0  # recorded ops are numbered in the order they ran (rebases compare them)
     scope: tuple = ()
     released = False
     site: str | None = None  # the user code that created the op (anomaly mode)
@@ -107,6 +109,18 @@ class Context:
         return f"<Context {self.fn.name}>"
 
 
+def node_of(parent: Tensor, consumer: Context) -> Context | None:
+    """The node `parent` had when `consumer` ran: its current one, unless an in-place op
+    rebased it since, in which case the one before (kept in `parent._rebased`)."""
+    node = parent._ctx
+    if node is None or node.serial < consumer.serial:
+        return node
+    for before, since in reversed(getattr(parent, "_rebased", ())):
+        if since > consumer.serial:
+            node = before
+    return node
+
+
 class Function:
     """Base class of every op: `forward(ctx, *tensors, **kw)` and `backward(ctx, grad)`.
 
@@ -158,12 +172,16 @@ class Function:
         if not record:
             return Tensor._wrap(out, False, None)
         ctx.needs_input_grad = needs
+        # When this op ran, so the walk can tell an input later moved onto a new node by an
+        # in-place op (graph rebase) and still send this op's gradient to the old one.
+        ctx.serial = next(_SERIALS)
         ctx.scope = state.scope
         ctx._out = out
         return Tensor._wrap(out, True, ctx)
 
 
 _requires_grad = operator.attrgetter("_rg")
+_SERIALS = itertools.count(1)
 
 
 class _Scratch(Context):

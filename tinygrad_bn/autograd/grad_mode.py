@@ -26,6 +26,7 @@ class _ThreadState(threading.local):
 
 
 STATE = _ThreadState()
+Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 
 def is_grad_enabled() -> bool:
@@ -33,24 +34,54 @@ def is_grad_enabled() -> bool:
     return STATE.grad_enabled
 
 
-@contextlib.contextmanager
-def set_grad_enabled(mode: bool) -> Iterator[None]:
-    """Context manager (or decorator) that sets grad mode inside the block."""
-    previous, STATE.grad_enabled = STATE.grad_enabled, bool(mode)
-    try:
-        yield
-    finally:
-        STATE.grad_enabled = previous
+class set_grad_enabled:  # noqa: N801 - PyTorch's name
+    """Set grad mode: called, at once (`set_grad_enabled(False)`); as a context manager or a
+    decorator, for the block and back to what it was afterwards - as in PyTorch."""
+
+    def __init__(self, mode: bool):
+        self.previous = STATE.grad_enabled
+        self.mode = bool(mode)
+        STATE.grad_enabled = self.mode
+
+    def __enter__(self) -> None:
+        STATE.grad_enabled = self.mode
+
+    def __exit__(self, *exc: Any) -> None:
+        STATE.grad_enabled = self.previous
+
+    def __call__(self, fn: Fn) -> Fn:
+        mode = self.mode
+        STATE.grad_enabled = self.previous  # decorating does not change the mode now
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _GradMode(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Grad mode `mode` inside a block, restored after it (what no_grad/enable_grad return)."""
+
+    def __init__(self, mode: bool):
+        self.mode = mode
+
+    def __enter__(self) -> None:
+        self.previous, STATE.grad_enabled = STATE.grad_enabled, self.mode
+
+    def __exit__(self, *exc: Any) -> None:
+        STATE.grad_enabled = self.previous
 
 
 def no_grad() -> contextlib.AbstractContextManager:
     """Ops inside the block record nothing (inference, optimizer steps); also a decorator."""
-    return set_grad_enabled(False)
+    return _GradMode(False)
 
 
 def enable_grad() -> contextlib.AbstractContextManager:
     """Turn graph recording back on inside a `no_grad` block; also a decorator."""
-    return set_grad_enabled(True)
+    return _GradMode(True)
 
 
 class AnomalyError(FloatingPointError):
@@ -104,9 +135,6 @@ class Composite:
 
     def __repr__(self) -> str:
         return f"<composite {self.name}>"
-
-
-Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 
 def composite(name: str) -> Callable[[Fn], Fn]:

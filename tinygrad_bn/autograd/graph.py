@@ -13,14 +13,14 @@ retain_graph/create_graph, `torch.autograd.grad`), HIPS autograd, early tinygrad
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.autograd.function import Context, released_message
+from tinygrad_bn.autograd.function import Context, node_of, released_message
 from tinygrad_bn.autograd.grad_mode import STATE, AnomalyError, set_grad_enabled
+from tinygrad_bn.autograd.hooks import hooked_grad, node_hooks
 from tinygrad_bn.tensor import Tensor
 
 # ---------------------------------------------------------------- the walk
@@ -54,7 +54,7 @@ def run_backward(
             else:
                 step += 1
                 if node._hooks is not None or node._retained is not None:
-                    g = _node_hooks(node, g)
+                    g = node_hooks(node, g)
                 if sink.watches_nodes:
                     sink.node(node, g)
                 results = _run_node(node, g, retain_graph)
@@ -83,8 +83,11 @@ def _send_to_parents(
     pending: dict[Context, int], ready: list[Context], sink: _GradSink,
 ) -> None:
     """Hand each input its gradient; an op input whose consumers have all delivered is ready."""
+    serial = node.serial
     for parent, pg in zip(node.parents, results):
         pctx = parent._ctx
+        if pctx is not None and pctx.serial > serial:  # rebased by an in-place op since
+            pctx = node_of(parent, node)
         if pctx is None:
             if pg is not None:
                 sink.leaf(parent, pg)
@@ -104,8 +107,11 @@ def _count_consumers(roots: Sequence[Tensor]) -> dict[Context, int]:
     stack = [r._ctx for r in roots if r._ctx is not None]
     seen = set(stack)
     while stack:
-        for parent in stack.pop().parents:
+        node = stack.pop()
+        for parent in node.parents:
             pctx = parent._ctx
+            if pctx is not None and pctx.serial > node.serial:  # rebased by an in-place op since
+                pctx = node_of(parent, node)
             if pctx is not None:
                 pending[pctx] = pending.get(pctx, 0) + 1
                 if pctx not in seen:
@@ -199,7 +205,7 @@ class _GradSink:
         """Run the leaves' hooks on their total gradients and deliver what they return."""
         for leaf, total in self._hooked.values():
             for hook in list(leaf._hooks.values()):
-                total = _hooked_grad(hook, total, leaf)
+                total = hooked_grad(hook, total, leaf)
             _accumulate_into(leaf, total)
 
 
@@ -207,67 +213,6 @@ def _accumulate_into(leaf: Tensor, g: Tensor) -> None:
     if g._data.dtype != leaf._data.dtype:
         g = g.to(leaf._data.dtype)
     leaf.grad = g if leaf.grad is None else leaf.grad + g
-
-
-# ---------------------------------------------------------------- hooks
-
-
-class RemovableHandle:
-    """What register_hook returns: `handle.remove()` unregisters the hook."""
-
-    _next_id = 0
-
-    def __init__(self, hooks: dict[int, Any]):
-        self._hooks = hooks
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self) -> None:
-        """Unregister the hook (again: no effect)."""
-        self._hooks.pop(self.id, None)
-
-
-def register_hook(tensor: Tensor, hook: Any) -> RemovableHandle:
-    """Call hook(grad) with the gradient of `tensor` in every backward; a returned Tensor replaces it."""
-    if not callable(hook):
-        raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
-    if not tensor._rg:
-        raise RuntimeError("register_hook: cannot register a hook on a tensor that does not require grad")
-    owner = tensor if tensor._ctx is None else tensor._ctx
-    if getattr(owner, "_hooks", None) is None:
-        owner._hooks = {}
-    handle = RemovableHandle(owner._hooks)
-    owner._hooks[handle.id] = hook
-    return handle
-
-
-def retain_grad(tensor: Tensor) -> None:
-    """Keep the gradient of a non-leaf tensor in its `.grad` too (leaves always keep theirs)."""
-    if not tensor._rg:
-        raise RuntimeError("retain_grad: the tensor does not require grad")
-    if tensor._ctx is not None:
-        tensor._ctx._retained = weakref.ref(tensor)
-
-
-def _node_hooks(node: Context, g: Tensor) -> Tensor:
-    """A node's tensor hooks, then retain_grad, on its whole gradient."""
-    for hook in list((node._hooks or {}).values()):
-        g = _hooked_grad(hook, g, None)
-    tensor = node._retained() if node._retained is not None else None
-    if tensor is not None:
-        kept = g.detach() if g._ctx is not None else g
-        tensor.grad = kept if tensor.grad is None else tensor.grad + kept
-    return g
-
-
-def _hooked_grad(hook: Any, g: Tensor, like: Tensor | None) -> Tensor:
-    result = hook(g)
-    if result is None:
-        return g
-    if not isinstance(result, Tensor) or result.shape != g.shape:
-        raise RuntimeError(f"a gradient hook must return None or a Tensor of shape {g.shape}, "
-                           f"got {type(result).__name__} {getattr(result, 'shape', '')}")
-    return result
 
 
 # ---------------------------------------------------------------- checks on backward results

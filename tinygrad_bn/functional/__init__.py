@@ -3,7 +3,7 @@
     elementwise.py  arithmetic, math functions, clamp, where, comparisons
     reduce.py       sum, mean, var/std, max/min, amax/amin, prod, cumsum, logsumexp, norm
     shape.py        reshape/view, permute/transpose, expand, cat/stack, split/chunk, pad, ...
-    indexing.py     getitem, gather, scatter_add, index_select, masked_fill, sort, topk
+    indexing.py     getitem, gather, scatter_add, index_select, masked_fill, tril/triu, sort, topk
     linalg.py       matmul, mm, bmm, dot, outer, einsum
     activation.py   softmax, log_softmax, gelu, silu, leaky_relu, elu, softplus, ...
     loss.py         cross_entropy, nll_loss, mse_loss, l1_loss, binary_cross_entropy(_with_logits)
@@ -40,7 +40,10 @@ from tinygrad_bn.functional.elementwise import (
     add,
     allclose,
     cast,
+    ceil,
     clamp,
+    clamp_max,
+    clamp_min,
     clip,
     cos,
     div,
@@ -49,6 +52,7 @@ from tinygrad_bn.functional.elementwise import (
     erf,
     exp,
     expm1,
+    floor,
     ge,
     gt,
     isclose,
@@ -73,6 +77,7 @@ from tinygrad_bn.functional.elementwise import (
     pow,
     reciprocal,
     relu,
+    round,
     rsqrt,
     sigmoid,
     sign,
@@ -81,6 +86,7 @@ from tinygrad_bn.functional.elementwise import (
     square,
     sub,
     tanh,
+    trunc,
     where,
 )
 from tinygrad_bn.functional.indexing import (
@@ -92,6 +98,8 @@ from tinygrad_bn.functional.indexing import (
     sort,
     take_along_dim,
     topk,
+    tril,
+    triu,
 )
 from tinygrad_bn.functional.linalg import bmm, dot, einsum, matmul, mm, outer
 from tinygrad_bn.functional.linear import dropout, embedding, linear, normalize, one_hot
@@ -141,6 +149,7 @@ from tinygrad_bn.functional.shape import (
     pad,
     permute,
     repeat,
+    repeat_interleave,
     reshape,
     reversed_dims,
     split,

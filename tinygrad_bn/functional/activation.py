@@ -9,7 +9,7 @@ import numpy as np
 
 from tinygrad_bn.autograd.grad_mode import composite
 from tinygrad_bn.functional._args import one_dim, pick
-from tinygrad_bn.functional.elementwise import clamp, erf, expm1, log1p, relu, sigmoid, tanh, where
+from tinygrad_bn.functional.elementwise import erf, expm1, log1p, relu, sigmoid, tanh, where
 from tinygrad_bn.tensor import Tensor
 
 __all__ = ["celu", "elu", "gelu", "hardtanh", "leaky_relu", "log_sigmoid", "log_softmax", "logsigmoid",
@@ -92,31 +92,41 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
     return input * tanh(softplus(input))
 
 
+def log1p_exp(z: Tensor) -> Tensor:
+    """log(1 + exp(z)) for any z: max(z, 0) + log1p(exp(-|z|)), never overflowing.
+
+    Both constants pick the z >= 0 branch at z = 0, so the gradient there is
+    sigmoid(0) = 0.5 (a sign of 0 would make it 0: d|z| and d max(z, 0) both 0).
+    """
+    nonnegative = z._data >= 0
+    sign = Tensor._wrap(np.where(nonnegative, 1, -1).astype(z.dtype), False, None)
+    return log1p((-(z * sign)).exp()) + z * Tensor._wrap(nonnegative.astype(z.dtype), False, None)
+
+
 @composite("softplus")
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta; linear above beta x > threshold, as in PyTorch."""
     bx = input * beta
-    # log1p(exp(-|z|)) + max(z, 0) is the overflow-free form of log(1 + exp(z)).
-    smooth = (log1p((-(bx * Tensor._wrap(np.sign(bx._data), False, None))).exp()) + relu(bx)) * (1.0 / beta)
-    return where(bx._data > threshold, input, smooth)
+    return where(bx._data > threshold, input, log1p_exp(bx) * (1.0 / beta))
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
-    """clamp(x, min_val, max_val)."""
+    """clamp(x, min_val, max_val); the gradient is 1 strictly inside (0 at the bounds, as in PyTorch)."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val {min_val} must not exceed max_val {max_val}")
-    return clamp(input, min_val, max_val)
+    inside = (input._data > min_val) & (input._data < max_val)
+    return where(inside, input, Tensor._wrap(np.clip(input._data, min_val, max_val), False, None))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
-    """clamp(x, 0, 6)."""
-    return clamp(input, 0.0, 6.0)
+    """hardtanh(x, 0, 6): the gradient at 0 and 6 is 0, as in PyTorch."""
+    return hardtanh(input, 0.0, 6.0)
 
 
 @composite("log_sigmoid")
 def log_sigmoid(input: Tensor) -> Tensor:
-    """log(sigmoid(x)) = -softplus(-x), finite for any x."""
-    return -softplus(-input)
+    """log(sigmoid(x)) = -log(1 + exp(-x)), finite and accurate for any x (no softplus threshold)."""
+    return -log1p_exp(-input)
 
 
 logsigmoid = log_sigmoid

@@ -2,7 +2,9 @@
 
 Each one applies a primitive from `ops.py` or combines primitives, so its
 gradient is whatever autograd derives from them. Python scalars take the float
-dtype of the tensor they meet (they never upcast a float32 graph).
+dtype of the tensor they meet (they never upcast a float32 graph), and an
+integer or bool operand meeting a float one takes the float dtype (PyTorch's
+rule: numpy would widen int64 with float32 to float64).
 """
 
 from __future__ import annotations
@@ -25,21 +27,46 @@ def _check_input(op: str, input: Any) -> Tensor:
     return input
 
 
+def promote(input: Tensor, other: Tensor) -> tuple[Tensor, Tensor]:
+    """The operands of a binary op with PyTorch's promotion: a float beats an integer or
+    bool (int64 + float32 is float32), and between floats a 0-d tensor takes the dtype of
+    a dimensioned one (float32 (3,) * float64 0-d is float32); otherwise numpy's rule."""
+    a, b = input._data.dtype, other._data.dtype
+    if a == b:  # the common case
+        return input, other
+    if a.kind == "f" and b.kind == "f":
+        if other._data.ndim == 0 and input._data.ndim:
+            return input, cast(other, a)
+        if input._data.ndim == 0 and other._data.ndim:
+            return cast(input, b), other
+        return input, other
+    if a.kind != "f" and b.kind != "f":
+        return input, other
+    return (input, cast(other, a)) if a.kind == "f" else (cast(input, b), other)
+
+
 def add(input: Tensor, other: Any, *, alpha: float = 1) -> Tensor:
     """input + alpha * other (broadcasting)."""
     other = input._operand(other)
+    if input._data.dtype is not other._data.dtype:  # the common case needs no promotion call
+        input, other = promote(input, other)
     return ops.Add.apply(input, other if alpha == 1 else other * alpha)
 
 
 def sub(input: Tensor, other: Any, *, alpha: float = 1) -> Tensor:
     """input - alpha * other (broadcasting)."""
     other = input._operand(other)
+    if input._data.dtype is not other._data.dtype:
+        input, other = promote(input, other)
     return ops.Sub.apply(input, other if alpha == 1 else other * alpha)
 
 
 def mul(input: Tensor, other: Any) -> Tensor:
     """input * other (broadcasting)."""
-    return ops.Mul.apply(input, input._operand(other))
+    other = input._operand(other)
+    if input._data.dtype is not other._data.dtype:
+        input, other = promote(input, other)
+    return ops.Mul.apply(input, other)
 
 
 def div(input: Tensor, other: Any, *, rounding_mode: str | None = None) -> Tensor:
@@ -51,7 +78,7 @@ def div(input: Tensor, other: Any, *, rounding_mode: str | None = None) -> Tenso
     if input._data.dtype.kind in "biu" and other._data.dtype.kind in "biu" and rounding_mode is None:
         input = cast(input, get_default_dtype())
     if rounding_mode is None:
-        return ops.Div.apply(input, other)
+        return ops.Div.apply(*promote(input, other))
     if rounding_mode not in ("trunc", "floor"):
         raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
     quotient = np.floor_divide if rounding_mode == "floor" else _trunc_divide
@@ -66,8 +93,8 @@ def _trunc_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def pow(input: Any, exponent: Any) -> Tensor:  # noqa: A001 - PyTorch's name
     """input ** exponent (broadcasting); input may be a number when exponent is a Tensor."""
     if not isinstance(input, Tensor):
-        return ops.Pow.apply(exponent._operand(input), exponent)
-    return ops.Pow.apply(input, input._operand(exponent))
+        return ops.Pow.apply(*promote(exponent._operand(input), exponent))
+    return ops.Pow.apply(*promote(input, input._operand(exponent)))
 
 
 def neg(input: Tensor) -> Tensor:
@@ -186,6 +213,29 @@ def sign(input: Tensor) -> Tensor:
     return ops.Sign.apply(input)
 
 
+def _rounding(name: str, fn: Any, doc: str) -> Any:
+    def rounded(input: Tensor) -> Tensor:
+        out = Tensor._wrap(np.asarray(fn(input._data)), False, None)
+        if not input._rg:
+            return out
+        # Piecewise constant: PyTorch keeps the output in the graph with a zero gradient.
+        # A where() that never picks input gives exactly that (0 * input would make inf * 0 = nan).
+        return ops.Where.apply(Tensor._wrap(np.zeros(out.shape, bool), False, None), input, out)
+
+    rounded.__name__, rounded.__doc__ = name, doc
+    return rounded
+
+
+floor = _rounding("floor", np.floor, "The largest integer <= x, elementwise (zero gradient).")
+ceil = _rounding("ceil", np.ceil, "The smallest integer >= x, elementwise (zero gradient).")
+trunc = _rounding("trunc", np.trunc, "x rounded towards zero, elementwise (zero gradient).")
+
+
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:  # noqa: A001 - PyTorch's name
+    """x rounded to `decimals` places, halves to even as in PyTorch (zero gradient)."""
+    return _rounding("round", lambda a: np.round(a, decimals), round.__doc__)(input)
+
+
 # ---------------------------------------------------------------- choosing and clamping
 
 
@@ -195,7 +245,7 @@ def where(condition: Any, input: Any, other: Any) -> Tensor:
     if cond._data.dtype != np.bool_:
         cond = Tensor._wrap(cond._data.astype(bool), False, None)
     like = input if isinstance(input, Tensor) else other if isinstance(other, Tensor) else Tensor(input)
-    return ops.Where.apply(cond, like._operand(input), like._operand(other))
+    return ops.Where.apply(cond, *promote(like._operand(input), like._operand(other)))
 
 
 def maximum(input: Tensor, other: Any) -> Tensor:
@@ -228,6 +278,16 @@ def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A
 
 
 clip = clamp
+
+
+def clamp_min(input: Tensor, min: Any) -> Tensor:  # noqa: A002 - PyTorch's name
+    """clamp(input, min=min)."""
+    return clamp(input, min=min)
+
+
+def clamp_max(input: Tensor, max: Any) -> Tensor:  # noqa: A002 - PyTorch's name
+    """clamp(input, max=max)."""
+    return clamp(input, max=max)
 
 
 # ---------------------------------------------------------------- comparisons (no gradient)

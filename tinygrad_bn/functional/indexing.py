@@ -1,4 +1,4 @@
-"""Indexing ops: getitem, gather and scatter_add, index_select, masked_fill, sort and topk.
+"""Indexing ops: getitem, gather and scatter_add, index_select, masked_fill, tril/triu, sort and topk.
 
 Selecting is GetItem (its gradient scatters back, repeated indices adding up);
 the indices themselves are integer data and are never differentiated.
@@ -77,6 +77,24 @@ def masked_fill(input: Tensor, mask: Any, value: Any) -> Tensor:
     return where(mask, value, input)
 
 
+def _triangle(op: str, input: Tensor, diagonal: int, lower: bool) -> Tensor:
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expects a tensor with >= 2 dims, got shape {input.shape}")
+    n, m = input.shape[-2:]
+    keep = np.tri(n, m, diagonal, dtype=bool) if lower else ~np.tri(n, m, diagonal - 1, dtype=bool)
+    return where(keep, input, Tensor._wrap(np.zeros((), input.dtype), False, None))
+
+
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two dims (on and below `diagonal`), zeros elsewhere."""
+    return _triangle("tril", input, diagonal, lower=True)
+
+
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two dims (on and above `diagonal`), zeros elsewhere."""
+    return _triangle("triu", input, diagonal, lower=False)
+
+
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
     """(values, indices) sorted along `dim`; equal values keep their order (stable)."""
     d = one_dim("sort", dim, input.ndim)
@@ -98,6 +116,8 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     size = input.shape[d] if input.ndim else 1
     if not 0 <= k <= size:
         raise ValueError(f"topk: k={k} is out of range for dim {d} of size {size}")
+    if input.ndim == 0:  # PyTorch returns the value itself (for k = 0 too)
+        return sort(input)
     values, indices = sort(input, d, descending=largest)
     first = (slice(None),) * d + (slice(0, k),)
     kept = Tensor._wrap(indices._data[first], False, None)

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn.autograd.grad_mode import composite
-from tinygrad_bn.functional.activation import log_softmax
-from tinygrad_bn.functional.elementwise import abs, clamp, log, log1p, relu
+from tinygrad_bn.functional.activation import log1p_exp, log_softmax
+from tinygrad_bn.functional.elementwise import abs, clamp, log
 from tinygrad_bn.functional.shape import movedim
 from tinygrad_bn.kernel_registry import check_impl, fused_kernel
 from tinygrad_bn.tensor import Tensor
@@ -195,7 +195,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     (1 - t) x + (1 + (p - 1) t) (log(1 + exp(-|x|)) + max(-x, 0))."""
     _check_reduction("binary_cross_entropy_with_logits", reduction, size_average, reduce)
     t = _constant(target, input)
-    softplus_neg = log1p((-abs(input)).exp()) + relu(-input)  # log(1 + exp(-x)), stable
+    softplus_neg = log1p_exp(-input)  # log(1 + exp(-x)), stable, with the right slope at x = 0
     if pos_weight is None:
         loss = (1.0 - t) * input + softplus_neg
     else:

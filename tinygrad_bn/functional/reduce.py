@@ -16,7 +16,7 @@ import numpy as np
 from tinygrad_bn import ops
 from tinygrad_bn.autograd.grad_mode import composite
 from tinygrad_bn.functional._args import one_dim, pick, reduce_dims
-from tinygrad_bn.functional.elementwise import abs, cast, maximum, minimum
+from tinygrad_bn.functional.elementwise import abs, cast, maximum, minimum, where
 from tinygrad_bn.tensor import Tensor, get_default_dtype
 
 
@@ -189,7 +189,10 @@ def cumsum(input: Tensor, dim: Any = None, *, dtype: Any = None, axis: Any = Non
     dim = pick("cumsum", "dim", dim, "axis", axis, None)
     if dim is None:
         raise TypeError("cumsum: missing the dim to sum along")
-    return ops.Cumsum.apply(input, dim=one_dim("cumsum", dim, input.ndim))
+    d = one_dim("cumsum", dim, input.ndim)
+    if input.ndim == 0:  # the running sum of one value is that value (PyTorch accepts dim 0 or -1)
+        return input * 1
+    return ops.Cumsum.apply(input, dim=d)
 
 
 @composite("logsumexp")
@@ -219,7 +222,7 @@ def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, 
         input = cast(input, dtype)
     dims, keep = reduce_dims("norm", input.ndim, dim, keepdim)
     if p in ("fro", 2, 2.0, None):
-        return ops.Sum.apply(input * input, axis=dims, keepdims=keep).sqrt()
+        return _root(ops.Sum.apply(input * input, axis=dims, keepdims=keep), 2.0)
     if p in (math.inf, "inf"):
         return ops.Max.apply(abs(input), axis=dims, keepdims=keep)
     if p in (-math.inf, "-inf"):
@@ -229,8 +232,22 @@ def norm(input: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False, 
             return ops.Sum.apply(cast(input != 0, input.dtype), axis=dims, keepdims=keep)
         if p == 1:
             return ops.Sum.apply(abs(input), axis=dims, keepdims=keep)
-        return ops.Sum.apply(abs(input) ** p, axis=dims, keepdims=keep) ** (1.0 / p)
+        return _root(ops.Sum.apply(abs(input) ** p, axis=dims, keepdims=keep), float(p))
     raise ValueError(f"norm: p must be 'fro', a number, inf or -inf, got {p!r}")
+
+
+def _root(total: Tensor, p: float) -> Tensor:
+    """total ** (1/p), with gradient 0 where total is 0 (PyTorch's choice for the norm of zeros).
+
+    The root's slope is infinite at 0 and inf * 0 = nan; the root is taken of 1 there
+    instead, and the result replaced by 0, so neither branch sees an infinity.
+    """
+    zero = total._data == 0
+    if not zero.any():
+        return total.sqrt() if p == 2.0 else total ** (1.0 / p)
+    safe = where(zero, Tensor._wrap(np.ones((), total.dtype), False, None), total)
+    root = safe.sqrt() if p == 2.0 else safe ** (1.0 / p)
+    return where(zero, Tensor._wrap(np.zeros((), total.dtype), False, None), root)
 
 
 def any(input: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001

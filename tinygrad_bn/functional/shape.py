@@ -1,8 +1,8 @@
 """Movement ops with PyTorch's semantics: views, permutations, joining, splitting, padding.
 
 Where numpy and PyTorch differ: transpose(d0, d1) swaps two dims (numpy's
-transpose permutes them all: that is `permute`), repeat tiles (numpy's repeat
-repeats elements), and expand takes -1 for "keep this size".
+transpose permutes them all: that is `permute`), repeat tiles (numpy's tile;
+numpy's repeat is `repeat_interleave`), and expand takes -1 for "keep this size".
 """
 
 from __future__ import annotations
@@ -116,6 +116,23 @@ def repeat(input: Tensor, *repeats: Any) -> Tensor:
     expanded = tuple(n for r, size in zip(repeats, shape) for n in (r, size))
     out = reshape(input, interleaved).expand(expanded)
     return reshape(out, tuple(r * size for r, size in zip(repeats, shape)))
+
+
+def repeat_interleave(input: Tensor, repeats: Any, dim: int | None = None) -> Tensor:
+    """Repeat each element `repeats` times along `dim` (numpy's repeat); dim=None flattens first.
+
+    `repeats` is an int or one count per element of that dim (a sequence or 1-D Tensor).
+    """
+    if dim is None:
+        input, dim = reshape(input, (-1,)), 0
+    d = one_dim("repeat_interleave", dim, input.ndim)
+    counts = repeats._data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    if counts.dtype.kind not in "iu" or counts.ndim > 1 or np.any(counts < 0):
+        raise ValueError(f"repeat_interleave: repeats must be a non-negative int or a 1-D sequence of them, "
+                         f"got {repeats!r}")
+    # which source element each output element copies (gradients of the copies add up)
+    source = np.repeat(np.arange(input.shape[d]), counts)
+    return ops.GetItem.apply(input, index=(slice(None),) * d + (source,))
 
 
 def flip(input: Tensor, dims: Any) -> Tensor:

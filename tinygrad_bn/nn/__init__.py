@@ -1,4 +1,5 @@
-"""Layers with PyTorch's names: Module/Parameter, Linear, convolution and pooling, activations, losses, norms.
+"""Layers with PyTorch's names: Module/Parameter, containers, Linear, convolution and pooling,
+activations, losses, norm layers, and nn.init.
 
 `tinygrad_bn.nn.functional` is `tinygrad_bn.functional` (as torch.nn.functional).
 """
@@ -6,6 +7,7 @@
 import sys
 
 from tinygrad_bn import functional
+from tinygrad_bn.nn import init
 from tinygrad_bn.nn.activation import (
     ELU,
     GELU,
@@ -23,6 +25,7 @@ from tinygrad_bn.nn.activation import (
     Softplus,
     Tanh,
 )
+from tinygrad_bn.nn.containers import Identity, ModuleDict, ModuleList
 from tinygrad_bn.nn.conv import Conv1d, Conv2d
 from tinygrad_bn.nn.layers import Dropout, Embedding, Flatten, Linear, Sequential, Unflatten
 from tinygrad_bn.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
