@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cnn_bn import check_cnn_bn  # the cnn-bn preset's contents check
 from test_gradient_flow import check_gradient_flow  # the gradient-flow preset's contents check
 
 from tinygrad_bn import cli, nn
@@ -116,6 +117,7 @@ CHECKS = {
     "cs231n-init-sweep": _check_cs231n_init_sweep,
     "init-diagnostics": _check_init_diagnostics,
     "gradient-flow": check_gradient_flow,
+    "cnn-bn": check_cnn_bn,
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tinygrad_bn.experiments import (
+    cnn_bn,
     cs231n_deep,
     cs231n_init_sweep,
     dlfs_init_sweep,
@@ -83,6 +84,7 @@ PRESETS: dict[str, Preset] = {
                "activation histograms at init and gradient norms in training, BN vs plain",
                init_diagnostics.Config, init_diagnostics.run),
         Preset(gradient_flow.NAME, gradient_flow.SUMMARY, gradient_flow.Config, gradient_flow.run),
+        Preset(cnn_bn.NAME, cnn_bn.SUMMARY, cnn_bn.Config, cnn_bn.run),
     )
 }
 

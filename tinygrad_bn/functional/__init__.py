@@ -8,7 +8,9 @@
     activation.py   softmax, log_softmax, gelu, silu, leaky_relu, elu, softplus, ...
     loss.py         cross_entropy, nll_loss, mse_loss, l1_loss, binary_cross_entropy(_with_logits)
     linear.py       linear, dropout, embedding, one_hot, normalize
-    norm.py         batch_norm, layer_norm
+    norm.py         batch_norm, layer_norm, group_norm, instance_norm
+    conv.py         conv1d, conv2d, unfold (im2col), fold (col2im)
+    pool.py         max_pool2d, avg_pool2d, adaptive_avg_pool2d
 
 Composites are built only from the primitives in `ops.py`, so their gradients are
 whatever autograd derives from those and are differentiable to any order.
@@ -32,6 +34,7 @@ from tinygrad_bn.functional.activation import (
     softmax,
     softplus,
 )
+from tinygrad_bn.functional.conv import conv1d, conv2d, fold, unfold
 from tinygrad_bn.functional.elementwise import (
     abs,
     add,
@@ -108,7 +111,8 @@ from tinygrad_bn.functional.loss import (
     mse_loss,
     nll_loss,
 )
-from tinygrad_bn.functional.norm import batch_norm, layer_norm
+from tinygrad_bn.functional.norm import batch_norm, group_norm, instance_norm, layer_norm
+from tinygrad_bn.functional.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
 from tinygrad_bn.functional.reduce import (
     ValuesIndices,
     all,

@@ -200,3 +200,120 @@ def layer_norm(
     xhat = centred * (var + eps) ** -0.5
     out = xhat if weight is None else xhat * weight
     return out if bias is None else out + bias
+
+
+# ---------------------------------------------------------------- group norm and instance norm
+
+
+def _check_groups(op: str, input: Tensor, num_groups: Any) -> int:
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int | np.integer) or num_groups < 1:
+        raise ValueError(f"{op}: num_groups must be a positive int, got {num_groups!r}")
+    channels = input.shape[1]
+    if channels % num_groups:
+        raise ValueError(f"{op}: num_groups={num_groups} must divide the input's {channels} channels "
+                         f"(input of shape {input.shape})")
+    return int(num_groups)
+
+
+@composite("group_norm")
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+    *,
+    impl: str = "fused",
+) -> Tensor:
+    """Normalise each example's channels in num_groups groups (PyTorch semantics), then scale per channel.
+
+    Statistics per (example, group) over the group's channels and every spatial
+    position; the biased variance normalises. weight and bias have one value
+    per channel.
+    """
+    op = "group_norm"
+    check_impl(op, impl)
+    _check_input(op, input, 2)
+    groups = _check_groups(op, input, num_groups)
+    channels = input.shape[1]
+    if input.numel() // groups == 1:  # PyTorch's check: one example whose groups hold one value each
+        raise ValueError(f"{op}: expected more than 1 value per group, got input of shape {input.shape} "
+                         f"with num_groups={groups}")
+    _check_param(op, "weight", weight, (channels,), input.dtype)
+    _check_param(op, "bias", bias, (channels,), input.dtype)
+    eps = check_eps(op, eps)
+    return _group_norm(input, groups, weight, bias, eps, impl, None)
+
+
+def _group_norm(x: Tensor, groups: int, weight: Tensor | None, bias: Tensor | None, eps: float, impl: str,
+                stats: dict | None) -> Tensor:
+    """group_norm after its checks; `stats`, when a dict, receives each group's mean and biased var."""
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if x.numel() == 0:
+        return _affine(x, weight, bias, shape)
+    if impl == "fused":
+        w = weight if weight is not None else Tensor(np.ones(x.shape[1], x.dtype))
+        b = bias if bias is not None else Tensor(np.zeros(x.shape[1], x.dtype))
+        return fused_kernel("group_norm").apply(x, w, b, groups=groups, eps=eps, stats=stats)
+    n = x.shape[0]
+    grouped = x.reshape(n, groups, -1)
+    count = grouped.shape[2]
+    mean = grouped.sum(axis=2, keepdims=True) * (1.0 / count)
+    centred = grouped - mean
+    var = (centred * centred).sum(axis=2, keepdims=True) * (1.0 / count)
+    xhat = (centred * (var + eps) ** -0.5).reshape(*x.shape)
+    mean.name, centred.name, var.name, xhat.name = "mu", "xc", "var", "xhat"
+    if stats is not None:
+        stats["mean"], stats["var"], stats["count"] = mean.data[..., 0], var.data[..., 0], count
+    return _affine(xhat, weight, bias, shape)
+
+
+@composite("instance_norm")
+def instance_norm(
+    input: Tensor,
+    running_mean: Tensor | None = None,
+    running_var: Tensor | None = None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    *,
+    impl: str = "fused",
+) -> Tensor:
+    """Normalise each (example, channel) over its spatial positions (PyTorch semantics).
+
+    With use_input_stats (training), running stats, when given, are updated in
+    place with the batch's average of the instance means and *unbiased*
+    instance variances, `running = (1 - momentum) * running + momentum * batch`;
+    without, the running stats normalise (then they are required).
+    """
+    op = "instance_norm"
+    check_impl(op, impl)
+    _check_input(op, input, 3)
+    channels = input.shape[1]
+    for arg, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                   ("running_var", running_var)):
+        _check_param(op, arg, t, (channels,), input.dtype)
+    eps = check_eps(op, eps)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: pass both running_mean and running_var, or neither")
+    shape = (1, channels) + (1,) * (input.ndim - 2)
+    if not use_input_stats:
+        if running_mean is None:
+            raise ValueError(f"{op}: use_input_stats=False needs running_mean and running_var")
+        inv_std = (running_var.detach() + eps) ** -0.5
+        xhat = (input - running_mean.detach().reshape(*shape)) * inv_std.reshape(*shape)
+        return _affine(xhat, weight, bias, shape)
+    spatial = input.numel() // max(1, input.shape[0] * channels)
+    if spatial == 1:
+        raise ValueError(f"{op}: expected more than 1 spatial element per channel when using input "
+                         f"statistics, got input of shape {input.shape}")
+    stats: dict[str, Any] = {}
+    out = _group_norm(input, channels, weight, bias, eps, impl, stats if running_mean is not None else None)
+    if running_mean is not None and stats:
+        count = stats["count"]
+        batch = {"mean": stats["mean"].mean(axis=0), "var": stats["var"].mean(axis=0),
+                 "count": count}
+        _update_running(running_mean, running_var, batch, momentum, None)
+    return out

@@ -16,13 +16,26 @@ from tinygrad_bn.kernel_registry import (
     unregister_kernel,
     use_backend,
 )
-from tinygrad_bn.kernels import batchnorm, cross_entropy, layernorm, linear  # noqa: F401 - registers
+from tinygrad_bn.kernels import (  # noqa: F401 - importing a kernel module registers it
+    batchnorm,
+    conv,
+    cross_entropy,
+    groupnorm,
+    layernorm,
+    linear,
+    pool,
+)
 from tinygrad_bn.kernels.batchnorm import BatchNormFused
+from tinygrad_bn.kernels.conv import ConvFused, FoldFused, UnfoldFused
 from tinygrad_bn.kernels.cross_entropy import CrossEntropyFused
+from tinygrad_bn.kernels.groupnorm import GroupNormFused
 from tinygrad_bn.kernels.layernorm import LayerNormFused
 from tinygrad_bn.kernels.linear import LinearFused
+from tinygrad_bn.kernels.pool import AdaptiveAvgPool2dFused, AvgPool2dFused, MaxPool2dFused
 
 __all__ = [
-    "KERNELS", "BatchNormFused", "CrossEntropyFused", "FusedKernel", "LayerNormFused", "LinearFused",
-    "fused_kernel", "get_backend", "register_kernel", "set_backend", "unregister_kernel", "use_backend",
+    "KERNELS", "AdaptiveAvgPool2dFused", "AvgPool2dFused", "BatchNormFused", "ConvFused", "CrossEntropyFused",
+    "FoldFused", "FusedKernel", "GroupNormFused", "LayerNormFused", "LinearFused", "MaxPool2dFused",
+    "UnfoldFused", "fused_kernel", "get_backend", "register_kernel", "set_backend", "unregister_kernel",
+    "use_backend",
 ]

@@ -1,5 +1,5 @@
-"""Layers with PyTorch's names: Module/Parameter, containers, Linear, activations, losses,
-norm layers, and nn.init.
+"""Layers with PyTorch's names: Module/Parameter, containers, Linear, convolution and pooling,
+activations, losses, norm layers, and nn.init.
 
 `tinygrad_bn.nn.functional` is `tinygrad_bn.functional` (as torch.nn.functional).
 """
@@ -26,10 +26,12 @@ from tinygrad_bn.nn.activation import (
     Tanh,
 )
 from tinygrad_bn.nn.containers import Identity, ModuleDict, ModuleList
+from tinygrad_bn.nn.conv import Conv1d, Conv2d
 from tinygrad_bn.nn.layers import Dropout, Embedding, Flatten, Linear, Sequential, Unflatten
 from tinygrad_bn.nn.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss
 from tinygrad_bn.nn.module import Module, Parameter
-from tinygrad_bn.nn.norm import BatchNorm1d, BatchNorm2d, LayerNorm
+from tinygrad_bn.nn.norm import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm2d, LayerNorm
+from tinygrad_bn.nn.pool import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 
 # `import tinygrad_bn.nn.functional as F` finds the functional package under its PyTorch path.
 sys.modules.setdefault(__name__ + ".functional", functional)

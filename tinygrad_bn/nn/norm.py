@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn.functional.norm import batch_norm, check_batch_norm_args, check_eps, layer_norm
+from tinygrad_bn.functional.norm import (
+    batch_norm,
+    check_batch_norm_args,
+    check_eps,
+    group_norm,
+    instance_norm,
+    layer_norm,
+)
 from tinygrad_bn.kernel_registry import check_impl
 from tinygrad_bn.nn.module import Module, Parameter
 from tinygrad_bn.tensor import Tensor, get_default_dtype
@@ -141,3 +148,89 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}, " \
                f"impl={self.impl!r}"
+
+
+class GroupNorm(Module):
+    """Group norm of (N, C, ...) input: statistics per example over C / num_groups channels at a time.
+
+    weight (ones) and bias (zeros) have one value per channel; no running statistics,
+    so training and evaluation compute the same thing.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device: Any = None, dtype: Any = None, *, impl: str = "fused"):
+        super().__init__()
+        check_impl("GroupNorm", impl)
+        for arg, value in (("num_groups", num_groups), ("num_channels", num_channels)):
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+                raise ValueError(f"GroupNorm: {arg} must be a positive int, got {value!r}")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_groups={num_groups} must divide num_channels={num_channels}")
+        dtype = get_default_dtype() if dtype is None else dtype
+        self.num_groups, self.num_channels = int(num_groups), int(num_channels)
+        self.eps, self.affine, self.impl = check_eps("GroupNorm", eps), affine, impl
+        self.weight = Parameter(np.ones(num_channels, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_channels, dtype)) if affine else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, Tensor) and (x.ndim < 2 or x.shape[1] != self.num_channels):
+            raise ValueError(f"GroupNorm: expected input of shape (N, {self.num_channels}, ...), "
+                             f"got shape {x.shape}")
+        return group_norm(x, self.num_groups, self.weight, self.bias, self.eps, impl=self.impl)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"impl={self.impl!r}")
+
+
+class InstanceNorm2d(Module):
+    """Instance norm of (N, C, H, W) or unbatched (C, H, W) input: statistics per example and channel.
+
+    PyTorch's defaults: no affine parameters and no running statistics. With
+    track_running_stats=True, training updates running_mean/running_var (the
+    batch's average of instance means and unbiased variances, BatchNorm's
+    momentum convention) and evaluation normalises with them; num_batches_tracked
+    is kept for state-dict parity and, as in PyTorch, never counts. Unlike PyTorch,
+    which only warns, an input whose channels differ from num_features raises.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, device: Any = None, dtype: Any = None, *,
+                 impl: str = "fused"):
+        super().__init__()
+        check_impl("InstanceNorm2d", impl)
+        if isinstance(num_features, bool) or not isinstance(num_features, int | np.integer) \
+                or num_features <= 0:
+            raise ValueError(f"InstanceNorm2d: num_features must be a positive int, got {num_features!r}")
+        if not isinstance(momentum, int | float) or not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"InstanceNorm2d: momentum must be in [0, 1], got {momentum!r}")
+        dtype = get_default_dtype() if dtype is None else dtype
+        self.num_features, self.eps, self.momentum = int(num_features), check_eps("InstanceNorm2d", eps), \
+            float(momentum)
+        self.affine, self.track_running_stats, self.impl = affine, track_running_stats, impl
+        self.weight = Parameter(np.ones(num_features, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(num_features, dtype)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype))
+            self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, Tensor) and x.ndim not in (3, 4):
+            raise ValueError(f"InstanceNorm2d: expected input of 3 (unbatched) or 4 dims, "
+                             f"got shape {x.shape}")
+        unbatched = x.ndim == 3
+        x = x.unsqueeze(0) if unbatched else x
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"InstanceNorm2d: expected {self.num_features} channels (num_features), got "
+                             f"input of shape {x.shape}")
+        use_input_stats = self.training or not self.track_running_stats
+        out = instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias, use_input_stats,
+                            self.momentum, self.eps, impl=self.impl)
+        return out.squeeze(0) if unbatched else out
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}, impl={self.impl!r}")
