@@ -1,0 +1,210 @@
+"""numba settings shared by the compiled kernels, and the rule for when threads pay.
+
+Determinism: no kernel uses fastmath (no reassociation, no FMA contraction), and
+every reduction is split into blocks fixed by the array's shape, each block
+summed in a fixed order and the blocks combined in a fixed order. Threads only
+decide *who* computes a block, so results are bit-identical for any thread count
+and between the serial and the threaded path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+
+# Threads pay once a pass reads this many bytes. Measured on a 2-core VM (numba
+# 0.68, omp layer): a (128, 1024) float32 statistics pass (512 KiB) ran 26 us on
+# one thread and 22-29 us on two; from 1 MiB up two threads ran 1.4-2x faster;
+# at 256 KiB one thread won (15 us vs 16-22 us). benchmarks/bench_kernels.py
+# prints both paths per shape.
+PARALLEL_MIN_BYTES = 512 * 1024
+
+# Statistics passes cut the batch axis into at most this many row blocks of at least
+# MIN_BLOCK_ROWS rows: enough blocks to keep two to eight threads busy, few enough
+# that the per-block partial sums (float64, one row of them per block) stay small.
+ROW_BLOCKS = 16
+MIN_BLOCK_ROWS = 64
+# Columns per statistics tile: two float64 accumulator rows of 8 KiB stay in L1.
+COLUMN_BLOCK = 1024
+
+
+def jit(fn: Callable | None = None, *, parallel: bool = False) -> Any:
+    """numba.njit with the disk cache on, the GIL released and numpy's float semantics.
+
+    parallel=True turns only explicit `prange` loops into threads; numba would
+    otherwise also turn array expressions into parallel reductions, whose order of
+    summation depends on the thread count.
+    """
+    options: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
+    if parallel:
+        # A fresh dict each time: numba consumes the one it is given.
+        options["parallel"] = {
+            "comprehension": False, "reduction": False, "inplace_binop": False, "setitem": False,
+            "numpy": False, "stencil": False, "fusion": False, "prange": True,
+        }
+    decorate = numba.njit(**options)
+    return decorate if fn is None else decorate(fn)
+
+
+# One threaded kernel at a time: numba's fallback threading layer (workqueue)
+# aborts the process when two Python threads launch parallel loops at once. A
+# second caller runs serially instead, with bit-identical results.
+_threads_in_use = threading.Lock()
+
+# Threads lose badly on a busy machine: with one other process spinning on the
+# 2-core VM, a threaded (4096, 1024) statistics pass took 7.9 ms against 0.84 ms
+# serial (the pass waits for the thread that shares a core). So each kernel keeps
+# the measured speed of both paths per size class and runs the faster one, trying
+# the other one now and then; the results are the same bits either way.
+PROBE_FIRST, PROBE_MAX = 8, 256  # calls between tries of the other path (doubles while it loses)
+
+
+class _PathStats:
+    """Running speeds (bytes/s) of one kernel's serial and threaded path at one size class."""
+
+    __slots__ = ("speed", "calls", "next_probe", "interval")
+
+    def __init__(self) -> None:
+        self.speed = [0.0, 0.0]  # [serial, threaded]; 0 = not measured yet
+        self.calls = 0
+        self.interval = PROBE_FIRST
+        self.next_probe = PROBE_FIRST
+
+    def choose(self) -> bool:
+        """True for the threaded path: the faster one, or the other one when a probe is due."""
+        self.calls += 1
+        threaded = self.speed[1] >= self.speed[0]
+        if self.calls >= self.next_probe:
+            self.next_probe = self.calls + self.interval
+            return not threaded
+        return threaded
+
+    def record(self, threaded: bool, speed: float) -> None:
+        if self.calls == 1:  # the first call includes compiling or loading the kernel
+            return
+        was_faster = self.speed[1] >= self.speed[0]
+        old = self.speed[threaded]
+        self.speed[threaded] = speed if old == 0.0 else 0.75 * old + 0.25 * speed
+        if (self.speed[1] >= self.speed[0]) == was_faster:
+            self.interval = min(PROBE_MAX, 2 * self.interval)  # the probe confirmed the choice
+        else:
+            self.interval = PROBE_FIRST
+
+
+_paths: dict[tuple[Callable, int], _PathStats] = {}
+
+
+def launch(kernel: Callable[..., Any], nbytes: int, *args: Any) -> Any:
+    """Call kernel(*args, threaded), threaded where `nbytes` of traffic make threads pay (measured)."""
+    if nbytes < PARALLEL_MIN_BYTES:
+        return kernel(*args, False)
+    key = (kernel, nbytes.bit_length())  # size classes by powers of two
+    stats = _paths.get(key)
+    if stats is None:
+        stats = _paths[key] = _PathStats()
+    threaded = stats.choose()
+    if threaded and not _threads_in_use.acquire(blocking=False):
+        return kernel(*args, False)
+    start = time.perf_counter()
+    try:
+        result = kernel(*args, threaded)
+    finally:
+        if threaded:
+            _threads_in_use.release()
+    stats.record(threaded, nbytes / max(time.perf_counter() - start, 1e-9))
+    return result
+
+
+def path_speeds() -> dict[str, dict[str, float]]:
+    """What `launch` has measured: {"kernel@size class": {"serial": GB/s, "threaded": GB/s}}."""
+    return {
+        f"{kernel.__name__}@{2 ** (size - 1)}B": {"serial": s.speed[0] / 1e9, "threaded": s.speed[1] / 1e9}
+        for (kernel, size), s in _paths.items()
+    }
+
+
+@jit
+def block_size(n: int, blocks: int, minimum: int) -> int:
+    """Length of the pieces that cut n items into at most `blocks` pieces of >= `minimum` items."""
+    return max(minimum, -(-n // blocks))
+
+
+@jit
+def fixed_order_sum(a: Any, start: int, stop: int) -> float:
+    """sum(a[start:stop]) in an order fixed by the length: eight interleaved partial sums.
+
+    Eight independent partial sums vectorise without fastmath (a single running sum
+    is a chain of dependent adds, 4 cycles each) and keep the result independent of
+    how the compiler schedules the loop.
+    """
+    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
+    j = start
+    while j + 8 <= stop:
+        q0 += a[j]
+        q1 += a[j + 1]
+        q2 += a[j + 2]
+        q3 += a[j + 3]
+        q4 += a[j + 4]
+        q5 += a[j + 5]
+        q6 += a[j + 6]
+        q7 += a[j + 7]
+        j += 8
+    tail = 0.0
+    while j < stop:
+        tail += a[j]
+        j += 1
+    return (((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))) + tail
+
+
+@jit
+def fixed_order_dot(a: Any, b: Any, start: int, stop: int) -> float:
+    """sum(a[start:stop] * b[start:stop]) in float64, in fixed_order_sum's order."""
+    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
+    j = start
+    while j + 8 <= stop:
+        q0 += np.float64(a[j]) * b[j]
+        q1 += np.float64(a[j + 1]) * b[j + 1]
+        q2 += np.float64(a[j + 2]) * b[j + 2]
+        q3 += np.float64(a[j + 3]) * b[j + 3]
+        q4 += np.float64(a[j + 4]) * b[j + 4]
+        q5 += np.float64(a[j + 5]) * b[j + 5]
+        q6 += np.float64(a[j + 6]) * b[j + 6]
+        q7 += np.float64(a[j + 7]) * b[j + 7]
+        j += 8
+    tail = 0.0
+    while j < stop:
+        tail += np.float64(a[j]) * b[j]
+        j += 1
+    return (((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))) + tail
+
+
+@jit
+def fixed_order_max(a: Any, start: int, stop: int) -> float:
+    """max(a[start:stop]) with eight interleaved running maxima (vectorisable).
+
+    A nan may be skipped; callers feed the values to exp and a sum, where the nan
+    reappears in the result.
+    """
+    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = -np.inf
+    j = start
+    while j + 8 <= stop:
+        q0 = max(q0, a[j])
+        q1 = max(q1, a[j + 1])
+        q2 = max(q2, a[j + 2])
+        q3 = max(q3, a[j + 3])
+        q4 = max(q4, a[j + 4])
+        q5 = max(q5, a[j + 5])
+        q6 = max(q6, a[j + 6])
+        q7 = max(q7, a[j + 7])
+        j += 8
+    tail = -np.inf
+    while j < stop:
+        tail = max(tail, a[j])
+        j += 1
+    best = max(max(max(q0, q1), max(q2, q3)), max(max(q4, q5), max(q6, q7)))
+    return max(best, tail)

@@ -1,0 +1,152 @@
+"""NumbaLayerNormFused: tinygrad_bn.kernels.layernorm's kernel as compiled loops.
+
+The maths and notation are the numpy kernel's docstring. Each row (one example's
+m normalised values) is finished while it sits in the L1/L2 cache, so memory is
+touched once per direction, the minimum:
+
+    forward    1 pass: read x, write y (per row: centre, moments, then y from cache)
+    backward   1 pass: read g and x, write dx (per row: xhat, dxhat and their two
+               row sums, then dx from cache; dgamma and dbeta accumulate per column)
+
+Accuracy. All sums and the per-row arithmetic are float64 (each row centred on its
+first value, with the same shift correction as the batch-norm kernels), rounded
+once to the input's dtype. dgamma/dbeta are summed per fixed block of rows, the
+blocks then in order, so results do not depend on the thread count (see `_jit`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from tinygrad_bn.autograd import Context, Function, is_grad_enabled
+from tinygrad_bn.kernels import layernorm as numpy_kernel
+from tinygrad_bn.kernels.compiled._jit import (
+    MIN_BLOCK_ROWS,
+    ROW_BLOCKS,
+    block_size,
+    fixed_order_dot,
+    fixed_order_sum,
+    jit,
+    launch,
+)
+from tinygrad_bn.tensor import Tensor
+
+
+@jit
+def _forward_rows(x, gamma, beta, eps, out, mean, inv_std, r0, r1):
+    """Rows r0:r1: their mean and 1/std (float64) and y = xhat gamma + beta."""
+    m = x.shape[1]
+    d = np.empty(m)  # x - k for one row, float64, reused from cache
+    for i in range(r0, r1):
+        xi, oi = x[i], out[i]
+        k = np.float64(xi[0])
+        for j in range(m):
+            d[j] = xi[j] - k
+        shift = fixed_order_sum(d, 0, m) / m
+        var = max(fixed_order_dot(d, d, 0, m) / m - shift * shift, 0.0)
+        r = 1.0 / np.sqrt(var + eps)
+        mean[i], inv_std[i] = k + shift, r
+        for j in range(m):
+            oi[j] = (d[j] - shift) * r * gamma[j] + beta[j]
+
+
+@jit(parallel=True)
+def _forward(x, gamma, beta, eps, out, mean, inv_std, threaded):
+    rows = x.shape[0]
+    step = block_size(rows, ROW_BLOCKS, 1)
+    blocks = -(-rows // step)
+    if threaded:
+        for b in prange(blocks):
+            r0 = np.int64(b) * step
+            _forward_rows(x, gamma, beta, eps, out, mean, inv_std, r0, min(rows, r0 + step))
+    else:
+        for b in range(blocks):
+            _forward_rows(x, gamma, beta, eps, out, mean, inv_std, b * step, min(rows, (b + 1) * step))
+
+
+@jit
+def _backward_rows(g, x, gamma, mean, inv_std, dx, dgamma, dbeta, want_dx, r0, r1):
+    """Rows r0:r1: dx (when wanted), and this block's column sums dgamma, dbeta (float64)."""
+    m = x.shape[1]
+    xhat, dxhat = np.empty(m), np.empty(m)
+    for j in range(m):
+        dgamma[j] = 0.0
+        dbeta[j] = 0.0
+    for i in range(r0, r1):
+        xi, gi = x[i], g[i]
+        mu, r = mean[i], inv_std[i]
+        for j in range(m):
+            gij = np.float64(gi[j])
+            xhat[j] = (xi[j] - mu) * r
+            dxhat[j] = gij * gamma[j]
+            dgamma[j] += gij * xhat[j]
+            dbeta[j] += gij
+        if want_dx:
+            mean_dxhat = fixed_order_sum(dxhat, 0, m) / m
+            mean_proj = fixed_order_dot(dxhat, xhat, 0, m) / m
+            di = dx[i]
+            for j in range(m):
+                di[j] = r * (dxhat[j] - mean_dxhat - xhat[j] * mean_proj)
+
+
+@jit(parallel=True)
+def _backward(g, x, gamma, mean, inv_std, dx, want_dx, threaded):
+    rows, m = x.shape
+    step = block_size(rows, ROW_BLOCKS, MIN_BLOCK_ROWS)
+    blocks = -(-rows // step)
+    pg, pb = np.empty((blocks, m)), np.empty((blocks, m))
+    if threaded:
+        for b in prange(blocks):
+            r0 = np.int64(b) * step
+            _backward_rows(g, x, gamma, mean, inv_std, dx, pg[b], pb[b], want_dx, r0, min(rows, r0 + step))
+    else:
+        for b in range(blocks):
+            _backward_rows(g, x, gamma, mean, inv_std, dx, pg[b], pb[b], want_dx,
+                           b * step, min(rows, (b + 1) * step))
+    dgamma, dbeta = pg[0].copy(), pb[0].copy()
+    for b in range(1, blocks):
+        qg, qb = pg[b], pb[b]
+        for j in range(m):
+            dgamma[j] += qg[j]
+            dbeta[j] += qb[j]
+    return dgamma, dbeta
+
+
+class NumbaLayerNormFused(Function):
+    """Layer norm over the trailing `k` axes of x, compiled: one pass forward, one backward."""
+
+    name = "layer_norm_fused[numba]"
+    fused = True
+
+    @staticmethod
+    def forward(ctx: Context, x: Tensor, weight: Tensor, bias: Tensor, k: int, eps: float) -> np.ndarray:
+        xd = x.data
+        m = int(np.prod(xd.shape[xd.ndim - k:], dtype=np.int64))
+        rows = np.ascontiguousarray(xd).reshape(-1, m)
+        gamma = np.ascontiguousarray(weight.data, dtype=np.float64).reshape(m)
+        beta = np.ascontiguousarray(bias.data, dtype=np.float64).reshape(m)
+        out = np.empty_like(rows)
+        mean, inv_std = np.empty(rows.shape[0]), np.empty(rows.shape[0])
+        launch(_forward, 2 * rows.nbytes, rows, gamma, beta, float(eps), out, mean, inv_std)
+        ctx.save_for_backward(x, weight)
+        ctx.k, ctx.eps, ctx.m = k, eps, m
+        ctx.mean, ctx.inv_std = mean, inv_std
+        return out.reshape(xd.shape)
+
+    @staticmethod
+    def backward(ctx: Context, g: Tensor) -> tuple:
+        x, weight = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph=True: the numpy kernel's Tensor-op formula
+            return numpy_kernel._backward_differentiable(ctx, g, x, weight)
+        m = ctx.m
+        rows = np.ascontiguousarray(x.data).reshape(-1, m)
+        gs = np.ascontiguousarray(g.data, dtype=rows.dtype).reshape(rows.shape)
+        gamma = np.ascontiguousarray(weight.data, dtype=np.float64).reshape(m)
+        want_dx = bool(ctx.needs_input_grad[0])
+        dx = np.empty_like(rows) if want_dx else np.empty((1, m), rows.dtype)
+        dgamma, dbeta = launch(_backward, 3 * rows.nbytes, gs, rows, gamma, ctx.mean, ctx.inv_std, dx,
+                               want_dx)
+        dtype, wshape = weight.data.dtype, weight.data.shape
+        return (dx.reshape(x.data.shape) if want_dx else None,
+                dgamma.astype(dtype).reshape(wshape), dbeta.astype(dtype).reshape(wshape))
