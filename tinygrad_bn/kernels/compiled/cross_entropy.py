@@ -24,7 +24,14 @@ from numba import prange
 from tinygrad_bn.autograd import Context, Function, is_grad_enabled
 from tinygrad_bn.kernels import cross_entropy as numpy_kernel
 from tinygrad_bn.kernels.compiled._exp import exp
-from tinygrad_bn.kernels.compiled._jit import ROW_BLOCKS, block_size, fixed_order_max, fixed_order_sum, jit, launch
+from tinygrad_bn.kernels.compiled._jit import (
+    ROW_BLOCKS,
+    block_size,
+    fixed_order_max,
+    fixed_order_sum,
+    jit,
+    launch,
+)
 from tinygrad_bn.tensor import Tensor
 
 
