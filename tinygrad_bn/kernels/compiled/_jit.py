@@ -1,17 +1,19 @@
 """numba settings shared by the compiled kernels, and the rule for when threads pay.
 
-Determinism: no kernel uses fastmath (no reassociation, no FMA contraction), and
-every reduction is split into blocks fixed by the array's shape, each block
-summed in a fixed order and the blocks combined in a fixed order. Threads only
-decide *who* computes a block, so results are bit-identical for any thread count
-and between the serial and the threaded path.
+Determinism: every reduction is split into blocks fixed by the array's shape,
+each block summed in an order fixed by the compiled code, and the blocks combined
+in a fixed order. Threads only decide *who* computes a block, so results are
+bit-identical for any thread count and between the serial and the threaded path
+(tests/test_compiled_kernels.py checks it). Kernels use no fastmath, except the
+small helpers that say so (`jit`'s reassociate and fma flags).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numba
@@ -33,14 +35,21 @@ MIN_BLOCK_ROWS = 64
 COLUMN_BLOCK = 1024
 
 
-def jit(fn: Callable | None = None, *, parallel: bool = False) -> Any:
+def jit(fn: Callable | None = None, *, parallel: bool = False, reassociate: bool = False,
+        fma: bool = False) -> Any:
     """numba.njit with the disk cache on, the GIL released and numpy's float semantics.
 
     parallel=True turns only explicit `prange` loops into threads; numba would
     otherwise also turn array expressions into parallel reductions, whose order of
-    summation depends on the thread count.
+    summation depends on the thread count. reassociate=True lets a small reduction
+    helper's loop run as SIMD lanes (its order is then fixed by the compiled code,
+    the same on every thread); fma=True lets multiply-adds fuse. Both are kept off
+    everywhere else, so that no expression like (x - k) - shift is rewritten.
     """
     options: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
+    flags = ({"reassoc"} if reassociate else set()) | ({"contract"} if fma else set())
+    if flags:
+        options["fastmath"] = flags
     if parallel:
         # A fresh dict each time: numba consumes the one it is given.
         options["parallel"] = {
@@ -99,8 +108,27 @@ class _PathStats:
 _paths: dict[tuple[Callable, int], _PathStats] = {}
 
 
+_forced: bool | None = None  # set by force_threads()
+
+
+@contextlib.contextmanager
+def force_threads(threaded: bool) -> Iterator[None]:
+    """Run every compiled kernel threaded (True) or serially (False) inside the block.
+
+    For benchmarks (each path timed on its own) and tests (both give the same bits).
+    """
+    global _forced
+    previous, _forced = _forced, threaded
+    try:
+        yield
+    finally:
+        _forced = previous
+
+
 def launch(kernel: Callable[..., Any], nbytes: int, *args: Any) -> Any:
     """Call kernel(*args, threaded), threaded where `nbytes` of traffic make threads pay (measured)."""
+    if _forced is not None:
+        return kernel(*args, _forced)
     if nbytes < PARALLEL_MIN_BYTES:
         return kernel(*args, False)
     key = (kernel, nbytes.bit_length())  # size classes by powers of two
@@ -134,77 +162,24 @@ def block_size(n: int, blocks: int, minimum: int) -> int:
     return max(minimum, -(-n // blocks))
 
 
-@jit
-def fixed_order_sum(a: Any, start: int, stop: int) -> float:
-    """sum(a[start:stop]) in an order fixed by the length: eight interleaved partial sums.
-
-    Eight independent partial sums vectorise without fastmath (a single running sum
-    is a chain of dependent adds, 4 cycles each) and keep the result independent of
-    how the compiler schedules the loop.
-    """
-    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
-    j = start
-    while j + 8 <= stop:
-        q0 += a[j]
-        q1 += a[j + 1]
-        q2 += a[j + 2]
-        q3 += a[j + 3]
-        q4 += a[j + 4]
-        q5 += a[j + 5]
-        q6 += a[j + 6]
-        q7 += a[j + 7]
-        j += 8
-    tail = 0.0
-    while j < stop:
-        tail += a[j]
-        j += 1
-    return (((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))) + tail
+# The row helpers take whole 1-d arrays (callers pass slices): a loop from a
+# variable start cannot be proven non-negative, and numba's negative-index check
+# on every access made them 3x slower.
 
 
-@jit
-def fixed_order_dot(a: Any, b: Any, start: int, stop: int) -> float:
-    """sum(a[start:stop] * b[start:stop]) in float64, in fixed_order_sum's order."""
-    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = 0.0
-    j = start
-    while j + 8 <= stop:
-        q0 += np.float64(a[j]) * b[j]
-        q1 += np.float64(a[j + 1]) * b[j + 1]
-        q2 += np.float64(a[j + 2]) * b[j + 2]
-        q3 += np.float64(a[j + 3]) * b[j + 3]
-        q4 += np.float64(a[j + 4]) * b[j + 4]
-        q5 += np.float64(a[j + 5]) * b[j + 5]
-        q6 += np.float64(a[j + 6]) * b[j + 6]
-        q7 += np.float64(a[j + 7]) * b[j + 7]
-        j += 8
-    tail = 0.0
-    while j < stop:
-        tail += np.float64(a[j]) * b[j]
-        j += 1
-    return (((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7))) + tail
+@jit(reassociate=True)
+def row_sum(a: Any) -> float:
+    """sum(a) of a 1-d array in float64, as SIMD lanes (see `jit`)."""
+    total = 0.0
+    for j in range(a.shape[0]):
+        total += a[j]
+    return total
 
 
-@jit
-def fixed_order_max(a: Any, start: int, stop: int) -> float:
-    """max(a[start:stop]) with eight interleaved running maxima (vectorisable).
-
-    A nan may be skipped; callers feed the values to exp and a sum, where the nan
-    reappears in the result.
-    """
-    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = -np.inf
-    j = start
-    while j + 8 <= stop:
-        q0 = max(q0, a[j])
-        q1 = max(q1, a[j + 1])
-        q2 = max(q2, a[j + 2])
-        q3 = max(q3, a[j + 3])
-        q4 = max(q4, a[j + 4])
-        q5 = max(q5, a[j + 5])
-        q6 = max(q6, a[j + 6])
-        q7 = max(q7, a[j + 7])
-        j += 8
-    tail = -np.inf
-    while j < stop:
-        tail = max(tail, a[j])
-        j += 1
-    best = max(max(max(q0, q1), max(q2, q3)), max(max(q4, q5), max(q6, q7)))
-    return max(best, tail)
+@jit(reassociate=True)
+def row_dot(a: Any, b: Any) -> float:
+    """sum(a * b) of two 1-d arrays in float64, as SIMD lanes."""
+    total = 0.0
+    for j in range(a.shape[0]):
+        total += np.float64(a[j]) * b[j]
+    return total

@@ -39,9 +39,9 @@ from tinygrad_bn.kernels.compiled._jit import (
     MIN_BLOCK_ROWS,
     ROW_BLOCKS,
     block_size,
-    fixed_order_sum,
     jit,
     launch,
+    row_sum,
 )
 from tinygrad_bn.tensor import Tensor
 
@@ -186,7 +186,7 @@ def _sums_tile_3d(x, c, k, g, acc1, acc2, r0, r1, l0, l1):
             acc1[j] += u
             acc2[j] += u * d
         n += 1
-    return fixed_order_sum(acc1, 0, w), fixed_order_sum(acc2, 0, w)
+    return row_sum(acc1[:w]), row_sum(acc2[:w])
 
 
 @jit
@@ -221,8 +221,8 @@ def _sums_3d(x, k, g, threaded):
             _sums_task_3d(x, k, g, p1, p2, t, rows, row_blocks, col_blocks)
     s1, s2 = np.empty(channels), np.empty(channels)
     for c in range(channels):
-        s1[c] = fixed_order_sum(p1[c].ravel(), 0, row_blocks * col_blocks)
-        s2[c] = fixed_order_sum(p2[c].ravel(), 0, row_blocks * col_blocks)
+        s1[c] = row_sum(p1[c].ravel())
+        s2[c] = row_sum(p2[c].ravel())
     return s1, s2
 
 

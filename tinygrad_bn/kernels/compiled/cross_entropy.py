@@ -4,13 +4,14 @@ The maths is the numpy kernel's docstring: loss_i = logsumexp(z_i) - z_i[y_i] an
 dz_i = (softmax(z_i) - onehot(y_i)) * scale_i. Passes over memory, the minimum:
 
     forward    1 pass: read z (per row: max, then sum of exp(z - max) from cache);
-               only logsumexp per row is kept, no (N, C) array is written
-    backward   1 pass: read z, write dz = exp(z - logsumexp) - onehot, scaled
+               only the max and the sum per row are kept, no (N, C) array is written
+    backward   1 pass: read z, write dz = exp(z - max) / sum - onehot, scaled
 
 The numpy kernel writes and keeps the (N, C) probabilities instead.
 
-Accuracy. exp is `_exp.exp` in the logits' dtype (a few ulps); each row's sum of
-exponentials and its logsumexp are float64. Rows are independent, so the result
+Accuracy. exp is `_simd.exp` in the logits' dtype (about 1 ulp) of z - max,
+which is exact for logits near the max, as in the numpy kernel; each row's sum of
+exponentials is float64. Rows are independent, so the result
 does not depend on the thread count; the loss total is summed by numpy in float64.
 """
 
@@ -23,73 +24,69 @@ from numba import prange
 
 from tinygrad_bn.autograd import Context, Function, is_grad_enabled
 from tinygrad_bn.kernels import cross_entropy as numpy_kernel
-from tinygrad_bn.kernels.compiled._exp import exp
 from tinygrad_bn.kernels.compiled._jit import (
     ROW_BLOCKS,
     block_size,
-    fixed_order_max,
-    fixed_order_sum,
     jit,
     launch,
+    row_sum,
 )
+from tinygrad_bn.kernels.compiled._simd import exp, row_max
 from tinygrad_bn.tensor import Tensor
 
 
 @jit
-def _forward_rows(z, labels, lse, loss, r0, r1):
-    """Rows r0:r1: logsumexp (float64) and loss = logsumexp - z[label]."""
-    c = z.shape[1]
-    e = np.empty(c, z.dtype)  # exp(z - max) for one row, summed from cache
+def _forward_rows(z, labels, top, total, loss, r0, r1):
+    """Rows r0:r1: the row max, sum(exp(z - max)) (float64) and loss = log(sum) - (z[label] - max)."""
+    e = np.empty(z.shape[1], z.dtype)  # exp(z - max) of one row, summed from cache
     for i in range(r0, r1):
         zi = z[i]
-        top = fixed_order_max(zi, 0, c)
-        for j in range(c):
-            e[j] = zi[j] - top  # exact, then rounded to z's dtype: exp runs in that precision
-            e[j] = exp(e[j])
-        lse[i] = top + math.log(fixed_order_sum(e, 0, c))
-        loss[i] = lse[i] - zi[labels[i]]
+        m = zi.dtype.type(row_max(zi))  # an element of z: z - m is exact for nearby values
+        for j in range(zi.shape[0]):
+            e[j] = exp(zi[j] - m)
+        top[i], total[i] = m, row_sum(e)
+        loss[i] = math.log(total[i]) - (zi[labels[i]] - m)
 
 
 @jit(parallel=True)
-def _forward(z, labels, lse, loss, threaded):
+def _forward(z, labels, top, total, loss, threaded):
     rows = z.shape[0]
     step = block_size(rows, ROW_BLOCKS, 1)
     blocks = -(-rows // step)
     if threaded:
         for b in prange(blocks):
             r0 = np.int64(b) * step
-            _forward_rows(z, labels, lse, loss, r0, min(rows, r0 + step))
+            _forward_rows(z, labels, top, total, loss, r0, min(rows, r0 + step))
     else:
         for b in range(blocks):
-            _forward_rows(z, labels, lse, loss, b * step, min(rows, (b + 1) * step))
+            _forward_rows(z, labels, top, total, loss, b * step, min(rows, (b + 1) * step))
 
 
 @jit
-def _backward_rows(z, labels, lse, scale, dz, r0, r1):
-    """Rows r0:r1: dz = (exp(z - logsumexp) - onehot(label)) * scale (per row)."""
+def _backward_rows(z, labels, top, total, scale, dz, r0, r1):
+    """Rows r0:r1: dz = (exp(z - max) / sum - onehot(label)) * scale, in z's dtype."""
     for i in range(r0, r1):
         zi, di = z[i], dz[i]
-        top, s = lse[i], scale[i]
+        m, coef = top[i], scale[i] / total[i]
+        c = zi.dtype.type(coef)
         for j in range(zi.shape[0]):
-            di[j] = zi[j] - top  # rounded to z's dtype, as in forward
-            di[j] = exp(di[j]) * s
+            di[j] = exp(zi[j] - m) * c
         j = labels[i]
-        di[j] = zi[j] - top
-        di[j] = (exp(di[j]) - 1.0) * s
+        di[j] = exp(zi[j] - m) * coef - scale[i]  # float64, rounded once
 
 
 @jit(parallel=True)
-def _backward(z, labels, lse, scale, dz, threaded):
+def _backward(z, labels, top, total, scale, dz, threaded):
     rows = z.shape[0]
     step = block_size(rows, ROW_BLOCKS, 1)
     blocks = -(-rows // step)
     if threaded:
         for b in prange(blocks):
             r0 = np.int64(b) * step
-            _backward_rows(z, labels, lse, scale, dz, r0, min(rows, r0 + step))
+            _backward_rows(z, labels, top, total, scale, dz, r0, min(rows, r0 + step))
     else:
         for b in range(blocks):
-            _backward_rows(z, labels, lse, scale, dz, b * step, min(rows, (b + 1) * step))
+            _backward_rows(z, labels, top, total, scale, dz, b * step, min(rows, (b + 1) * step))
 
 
 class NumbaCrossEntropyFused(Function):
@@ -103,10 +100,10 @@ class NumbaCrossEntropyFused(Function):
         z = np.ascontiguousarray(logits.data)
         n = z.shape[0]
         index = np.ascontiguousarray(labels, dtype=np.int64)
-        lse, loss = np.empty(n), np.empty(n)
-        launch(_forward, z.nbytes, z, index, lse, loss)
+        top, total, loss = np.empty(n, z.dtype), np.empty(n), np.empty(n)
+        launch(_forward, z.nbytes, z, index, top, total, loss)
         ctx.save_for_backward(logits)
-        ctx.labels, ctx.reduction, ctx.lse = index, reduction, lse
+        ctx.labels, ctx.reduction, ctx.top, ctx.total = index, reduction, top, total
         if reduction == "none":
             return loss.astype(z.dtype)
         total = loss.sum()
@@ -126,5 +123,5 @@ class NumbaCrossEntropyFused(Function):
         else:
             scale = np.full(n, float(g.data) / (n if ctx.reduction == "mean" else 1))
         dz = np.empty_like(z)
-        launch(_backward, 2 * z.nbytes, z, ctx.labels, ctx.lse, scale, dz)
+        launch(_backward, 2 * z.nbytes, z, ctx.labels, ctx.top, ctx.total, scale, dz)
         return dz

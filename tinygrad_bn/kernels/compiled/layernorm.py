@@ -25,10 +25,10 @@ from tinygrad_bn.kernels.compiled._jit import (
     MIN_BLOCK_ROWS,
     ROW_BLOCKS,
     block_size,
-    fixed_order_dot,
-    fixed_order_sum,
     jit,
     launch,
+    row_dot,
+    row_sum,
 )
 from tinygrad_bn.tensor import Tensor
 
@@ -43,8 +43,8 @@ def _forward_rows(x, gamma, beta, eps, out, mean, inv_std, r0, r1):
         k = np.float64(xi[0])
         for j in range(m):
             d[j] = xi[j] - k
-        shift = fixed_order_sum(d, 0, m) / m
-        var = max(fixed_order_dot(d, d, 0, m) / m - shift * shift, 0.0)
+        shift = row_sum(d) / m
+        var = max(row_dot(d, d) / m - shift * shift, 0.0)
         r = 1.0 / np.sqrt(var + eps)
         mean[i], inv_std[i] = k + shift, r
         for j in range(m):
@@ -83,8 +83,8 @@ def _backward_rows(g, x, gamma, mean, inv_std, dx, dgamma, dbeta, want_dx, r0, r
             dgamma[j] += gij * xhat[j]
             dbeta[j] += gij
         if want_dx:
-            mean_dxhat = fixed_order_sum(dxhat, 0, m) / m
-            mean_proj = fixed_order_dot(dxhat, xhat, 0, m) / m
+            mean_dxhat = row_sum(dxhat) / m
+            mean_proj = row_dot(dxhat, xhat) / m
             di = dx[i]
             for j in range(m):
                 di[j] = r * (dxhat[j] - mean_dxhat - xhat[j] * mean_proj)
