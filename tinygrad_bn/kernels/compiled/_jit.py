@@ -67,7 +67,8 @@ _threads_in_use = threading.Lock()
 
 # Threads lose badly on a busy machine: with one other process spinning on the
 # 2-core VM, a threaded (4096, 1024) statistics pass took 7.9 ms against 0.84 ms
-# serial (the pass waits for the thread that shares a core). So each kernel keeps
+# serial, and with both cores busy a (1024, 256) float64 one took 5.0 ms against
+# 0.066 ms (the pass waits for a thread the OS has not scheduled). So each kernel keeps
 # the measured speed of both paths per size class and runs the faster one, trying
 # the other one now and then; the results are the same bits either way.
 PROBE_FIRST, PROBE_MAX = 8, 256  # calls between tries of the other path (doubles while it loses)
@@ -87,6 +88,10 @@ class _PathStats:
     def choose(self) -> bool:
         """True for the threaded path: the faster one, or the other one when a probe is due."""
         self.calls += 1
+        if self.calls <= 2:  # call 1 may compile (not measured), call 2 times the threaded path
+            return True
+        if self.speed[0] == 0.0:  # call 3 times the serial path
+            return False
         threaded = self.speed[1] >= self.speed[0]
         if self.calls >= self.next_probe:
             self.next_probe = self.calls + self.interval
