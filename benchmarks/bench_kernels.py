@@ -41,8 +41,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_bn import Tensor
-from tinygrad_bn.kernels import BatchNormFused, CrossEntropyFused, LayerNormFused
-from tinygrad_bn.kernels import compiled
+from tinygrad_bn.kernels import BatchNormFused, CrossEntropyFused, LayerNormFused, compiled
 
 CASES: dict[str, list[tuple[tuple[int, ...], type]]] = {
     "batch_norm": [((100, 500), np.float64), ((256, 1024), np.float32), ((4096, 1024), np.float32),
@@ -52,7 +51,8 @@ CASES: dict[str, list[tuple[tuple[int, ...], type]]] = {
 }
 QUICK_CASES = {name: cases[:2] for name, cases in CASES.items()}
 TRAFFIC = {"batch_norm": (6, 2), "layer_norm": (3, 2), "cross_entropy": (2, 1)}  # (reads, writes)
-NUMPY_KERNELS = {"batch_norm": BatchNormFused, "layer_norm": LayerNormFused, "cross_entropy": CrossEntropyFused}
+NUMPY_KERNELS = {"batch_norm": BatchNormFused, "layer_norm": LayerNormFused,
+                 "cross_entropy": CrossEntropyFused}
 ROUND_SECONDS = 0.025
 PAUSE = 0.05  # between blocks: lets the previous library's spinning threads go to sleep
 

@@ -258,34 +258,85 @@ def _affine_3d(x, k, a, g, kg, e, out, threaded):
             _affine_rows_3d(x, k, a, g, kg, e, out, b * rows, min(n, (b + 1) * rows))
 
 
+# ---------------------------------------------------------------- one call per direction
+
+# Each direction is one compiled call: the per-channel arithmetic between the two
+# passes runs in it too (as numpy calls it cost ~100 us per step at (256, 1024)).
+
+
+@jit
+def _forward_constants(s1, s2, count, eps, w, b, k, x):
+    """shift = mean(x - k), biased var, 1/std (float64), and y's (k, scale, offset) in x's dtype."""
+    c = s1.shape[0]
+    shift, var, inv_std = np.empty(c), np.empty(c), np.empty(c)
+    k_x, scale_x, offset_x = np.empty(c, x.dtype), np.empty(c, x.dtype), np.empty(c, x.dtype)
+    for j in range(c):
+        shift[j] = s1[j] / count
+        var[j] = max(s2[j] / count - shift[j] * shift[j], 0.0)
+        inv_std[j] = 1.0 / np.sqrt(var[j] + eps)
+        scale = w[j] * inv_std[j]
+        k_x[j], scale_x[j], offset_x[j] = k[j], scale, b[j] - shift[j] * scale
+    return shift, var, inv_std, k_x, scale_x, offset_x
+
+
+@jit
+def _backward_constants(sum_g, sum_gxk, count, w, k, shift, inv_std, x):
+    """dgamma (float64) and dx's (k, kg, a, e) in x's dtype: dx = kg g + a (x - k) + e."""
+    c = sum_g.shape[0]
+    dgamma = np.empty(c)
+    k_x, kg_x = np.empty(c, x.dtype), np.empty(c, x.dtype)
+    a_x, e_x = np.empty(c, x.dtype), np.empty(c, x.dtype)
+    for j in range(c):
+        r = inv_std[j]
+        dgamma[j] = r * (sum_gxk[j] - shift[j] * sum_g[j])  # sum(g (x - mu)) r, x - mu = (x - k) - shift
+        kg = w[j] * r
+        a = -kg * r * dgamma[j] / count
+        k_x[j], kg_x[j], a_x[j] = k[j], kg, a
+        e_x[j] = -kg * sum_g[j] / count - a * shift[j]
+    return dgamma, k_x, kg_x, a_x, e_x
+
+
+@jit
+def _forward_2d(x, w, b, eps, out, threaded):
+    k = x[0].astype(np.float64)  # each channel's first value
+    s1, s2 = _sums_2d(x, k, None, threaded)
+    shift, var, inv_std, k_x, scale, offset = _forward_constants(s1, s2, x.shape[0], eps, w, b, k, x)
+    _affine_2d(x, k_x, scale, None, None, offset, out, threaded)
+    return k, shift, var, inv_std
+
+
+@jit
+def _forward_3d(x, w, b, eps, out, threaded):
+    n, c, length = x.shape
+    k = x[0, :, 0].astype(np.float64)
+    s1, s2 = _sums_3d(x, k, None, threaded)
+    shift, var, inv_std, k_x, scale, offset = _forward_constants(s1, s2, n * length, eps, w, b, k, x)
+    _affine_3d(x.reshape((n * c, length)), k_x, scale, None, None, offset, out.reshape((n * c, length)),
+               threaded)
+    return k, shift, var, inv_std
+
+
+@jit
+def _backward_2d(x, g, w, k, shift, inv_std, dx, want_dx, threaded):
+    sum_g, sum_gxk = _sums_2d(x, k, g, threaded)
+    dgamma, k_x, kg, a, e = _backward_constants(sum_g, sum_gxk, x.shape[0], w, k, shift, inv_std, x)
+    if want_dx:
+        _affine_2d(x, k_x, a, g, kg, e, dx, threaded)
+    return dgamma, sum_g
+
+
+@jit
+def _backward_3d(x, g, w, k, shift, inv_std, dx, want_dx, threaded):
+    n, c, length = x.shape
+    sum_g, sum_gxk = _sums_3d(x, k, g, threaded)
+    dgamma, k_x, kg, a, e = _backward_constants(sum_g, sum_gxk, n * length, w, k, shift, inv_std, x)
+    if want_dx:
+        rows = (n * c, length)
+        _affine_3d(x.reshape(rows), k_x, a, g.reshape(rows), kg, e, dx.reshape(rows), threaded)
+    return dgamma, sum_g
+
+
 # ---------------------------------------------------------------- the Function
-
-
-def _shift_points(xs: np.ndarray) -> np.ndarray:
-    """k per channel: the channel's first value, as float64."""
-    return (xs[0] if xs.ndim == 2 else xs[0, :, 0]).astype(np.float64)
-
-
-def _channel_sums(xs: np.ndarray, k: np.ndarray, g: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    nbytes = xs.nbytes if g is None else 2 * xs.nbytes
-    return launch(_sums_2d if xs.ndim == 2 else _sums_3d, nbytes, xs, k, g)
-
-
-def _affine(xs: np.ndarray, k: np.ndarray, a: np.ndarray, g: np.ndarray | None, kg: np.ndarray | None,
-            e: np.ndarray) -> np.ndarray:
-    """out = (x - k) a + e (+ g kg), per-channel parameters cast to x's dtype (it computes in it)."""
-    dtype = xs.dtype
-    k, a, e = k.astype(dtype), a.astype(dtype), e.astype(dtype)
-    kg = None if kg is None else kg.astype(dtype)
-    out = np.empty_like(xs)
-    nbytes = xs.nbytes * (2 if g is None else 3)
-    if xs.ndim == 2:
-        launch(_affine_2d, nbytes, xs, k, a, g, kg, e, out)
-    else:
-        rows = xs.shape[0] * xs.shape[1]
-        flat = None if g is None else g.reshape(rows, -1)
-        launch(_affine_3d, nbytes, xs.reshape(rows, -1), k, a, flat, kg, e, out.reshape(rows, -1))
-    return out
 
 
 class NumbaBatchNormFused(Function):
@@ -298,20 +349,14 @@ class NumbaBatchNormFused(Function):
     def forward(
         ctx: Context, x: Tensor, weight: Tensor, bias: Tensor, eps: float, stats: dict | None = None
     ) -> np.ndarray:
-        dtype = x.data.dtype
         layout = channel_layout(x.data.shape)
-        count = layout[0] * layout[2]
         xs = np.ascontiguousarray(x.data).reshape(layout[:2] if layout[2] == 1 else layout)
-        k = _shift_points(xs)
-        s1, s2 = _channel_sums(xs, k, None)
-        shift = s1 / count  # mean(x - k)
-        var = np.maximum(s2 / count - shift * shift, 0.0)
-        inv_std = 1.0 / np.sqrt(var + eps)
-        scale = weight.data * inv_std
-        out = _affine(xs, k, scale, None, None, bias.data - shift * scale)
+        out = np.empty_like(xs)
+        kernel = _forward_2d if xs.ndim == 2 else _forward_3d
+        k, shift, var, inv_std = launch(kernel, 3 * xs.nbytes, xs, weight.data, bias.data, float(eps), out)
         if stats is not None:
-            stats["mean"], stats["var"] = (k + shift).astype(dtype), var.astype(dtype)
-            stats["count"] = count
+            stats["mean"], stats["var"] = (k + shift).astype(xs.dtype), var.astype(xs.dtype)
+            stats["count"] = layout[0] * layout[2]
         ctx.save_for_backward(x, weight)
         ctx.eps, ctx.layout = eps, layout
         ctx.k, ctx.shift, ctx.inv_std = k, shift, inv_std
@@ -322,19 +367,14 @@ class NumbaBatchNormFused(Function):
         x, weight = ctx.saved_tensors
         if is_grad_enabled():  # create_graph=True: the numpy kernel's Tensor-op formula
             return numpy_kernel._backward_differentiable(ctx, g, x, weight)
-        layout, dtype = ctx.layout, g.data.dtype
-        count = layout[0] * layout[2]
+        layout = ctx.layout
         xs = np.ascontiguousarray(x.data).reshape(layout[:2] if layout[2] == 1 else layout)
         gs = np.ascontiguousarray(g.data, dtype=xs.dtype).reshape(xs.shape)
-        k, shift, r = ctx.k, ctx.shift, ctx.inv_std
-        dbeta, sum_gxk = _channel_sums(xs, k, gs)
-        dgamma = r * (sum_gxk - shift * dbeta)  # sum(g (x - mu)) r, with x - mu = (x - k) - shift
-        dx = None
-        if ctx.needs_input_grad[0]:
-            # dx = kg g + a (x - mu) + c0 = kg g + a (x - k) + e, as in the numpy kernel
-            kg = weight.data * r
-            a = -kg * r * dgamma / count
-            e = -kg * dbeta / count - a * shift
-            dx = _affine(xs, k, a, gs, kg, e).reshape(x.data.shape)
-        wshape = weight.data.shape
-        return dx, dgamma.astype(dtype).reshape(wshape), dbeta.astype(dtype).reshape(wshape)
+        want_dx = bool(ctx.needs_input_grad[0])
+        dx = np.empty_like(xs) if want_dx else xs[:1]
+        kernel = _backward_2d if xs.ndim == 2 else _backward_3d
+        dgamma, dbeta = launch(kernel, 5 * xs.nbytes, xs, gs, weight.data, ctx.k, ctx.shift, ctx.inv_std,
+                               dx, want_dx)
+        wshape, dtype = weight.data.shape, weight.data.dtype
+        return (dx.reshape(x.data.shape) if want_dx else None,
+                dgamma.astype(dtype).reshape(wshape), dbeta.astype(dtype).reshape(wshape))
