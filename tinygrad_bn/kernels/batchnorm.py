@@ -107,9 +107,17 @@ class BatchNormFused(Function):
         count = layout[0] * layout[2]
         xs = _channel_view(x.data, layout)
         mu0 = (_column_sum(xs) / count).astype(dtype)
-        xc = xs - _per_channel(mu0, xs.ndim)  # centred on mu0; kept for backward
-        shift = _column_sum(xc).astype(np.float64) / count  # the error of mu0
-        var = np.maximum(_channel_dot(xc, xc) / count - shift * shift, 0.0)
+        # One pass for xc and both of its sums: each block is centred, then summed
+        # while it is in cache (float64 running totals across blocks).
+        xc = np.empty_like(xs)  # centred on mu0; kept for backward
+        mu0_c = _per_channel(mu0, xs.ndim)
+        xc_sum, xc_sq = np.zeros(layout[1]), np.zeros(layout[1])
+        for rows in _row_blocks(xs):
+            block = np.subtract(xs[rows], mu0_c, out=xc[rows])
+            xc_sum += _column_sum(block)
+            xc_sq += _channel_dot(block, block)
+        shift = xc_sum / count  # the error of mu0
+        var = np.maximum(xc_sq / count - shift * shift, 0.0)
         inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype)
         # y = (xc - shift) * (gamma r) + beta, with the shift folded into the bias.
         scale = weight.data * inv_std
@@ -134,9 +142,12 @@ class BatchNormFused(Function):
         count, shift = ctx.layout[0] * ctx.layout[2], ctx.shift
         gs, xcs = _channel_view(g.data, ctx.layout), xc.data
         r = inv_std.data
-        dbeta = _column_sum(gs)
+        dbeta, g_xc = np.zeros(ctx.layout[1]), np.zeros(ctx.layout[1])
+        for rows in _row_blocks(xcs):  # both sums from one read of each block
+            dbeta += _column_sum(gs[rows])
+            g_xc += _channel_dot(gs[rows], xcs[rows])
         # sum(g * (x - mu)) with x - mu = xc - shift
-        dgamma = ((_channel_dot(gs, xcs) - shift * dbeta) * r).astype(g.data.dtype)
+        dgamma = ((g_xc - shift * dbeta) * r).astype(g.data.dtype)
         dx = None
         if ctx.needs_input_grad[0]:
             # dx = k*g + a*(xc - shift) + e, with k = gamma*r, a = -k*r*dgamma/n, e = -k*dbeta/n
@@ -154,7 +165,7 @@ class BatchNormFused(Function):
                 block += np.multiply(gs[rows], k_c, out=scratch[: rows.stop - rows.start])
                 block += e_c
             dx = dx.reshape(x.data.shape)
-        return dx, dgamma.reshape(weight.data.shape), dbeta.reshape(weight.data.shape)
+        return dx, dgamma.reshape(weight.data.shape), dbeta.astype(g.data.dtype).reshape(weight.data.shape)
 
 
 BatchNormFused.name = "batch_norm_fused"

@@ -68,46 +68,49 @@ _threads_in_use = threading.Lock()
 # Threads lose badly on a busy machine: with one other process spinning on the
 # 2-core VM, a threaded (4096, 1024) statistics pass took 7.9 ms against 0.84 ms
 # serial, and with both cores busy a (1024, 256) float64 one took 5.0 ms against
-# 0.066 ms (the pass waits for a thread the OS has not scheduled). So each kernel keeps
-# the measured speed of both paths per size class and runs the faster one, trying
-# the other one now and then; the results are the same bits either way.
-PROBE_FIRST, PROBE_MAX = 8, 256  # calls between tries of the other path (doubles while it loses)
+# 0.066 ms (the pass waits for a thread the OS has not scheduled). So each kernel
+# keeps the last measured speed of both paths per size class, runs the faster
+# one, and retries the other one once the time spent since the last try is
+# PROBE_BUDGET times what that try cost: a slow try is repeated rarely, a cheap
+# one often. The results are the same bits either way.
+PROBE_BUDGET = 20
 
 
 class _PathStats:
-    """Running speeds (bytes/s) of one kernel's serial and threaded path at one size class."""
+    """Measured speeds (bytes/s) of one kernel's serial and threaded path at one size class."""
 
-    __slots__ = ("speed", "calls", "next_probe", "interval")
+    __slots__ = ("speed", "calls", "spent", "probe_cost")
 
     def __init__(self) -> None:
         self.speed = [0.0, 0.0]  # [serial, threaded]; 0 = not measured yet
         self.calls = 0
-        self.interval = PROBE_FIRST
-        self.next_probe = PROBE_FIRST
+        self.spent = 0.0  # seconds in this size class since the last try of the slower path
+        self.probe_cost = 0.0
 
     def choose(self) -> bool:
-        """True for the threaded path: the faster one, or the other one when a probe is due."""
+        """True for the threaded path: the faster one, or the other one when a try is due."""
         self.calls += 1
         if self.calls <= 2:  # call 1 may compile (not measured), call 2 times the threaded path
             return True
         if self.speed[0] == 0.0:  # call 3 times the serial path
             return False
-        threaded = self.speed[1] >= self.speed[0]
-        if self.calls >= self.next_probe:
-            self.next_probe = self.calls + self.interval
-            return not threaded
-        return threaded
+        faster = self.speed[1] >= self.speed[0]
+        if self.spent >= PROBE_BUDGET * self.probe_cost:
+            return not faster
+        return faster
 
-    def record(self, threaded: bool, speed: float) -> None:
+    def record(self, threaded: bool, seconds: float, nbytes: int) -> None:
         if self.calls == 1:  # the first call includes compiling or loading the kernel
             return
-        was_faster = self.speed[1] >= self.speed[0]
-        old = self.speed[threaded]
-        self.speed[threaded] = speed if old == 0.0 else 0.75 * old + 0.25 * speed
-        if (self.speed[1] >= self.speed[0]) == was_faster:
-            self.interval = min(PROBE_MAX, 2 * self.interval)  # the probe confirmed the choice
-        else:
-            self.interval = PROBE_FIRST
+        speed = nbytes / max(seconds, 1e-9)
+        was_faster = (self.speed[1] >= self.speed[0]) == threaded
+        if was_faster and self.speed[threaded] > 0.0:
+            # The path in use: smoothed, so that one slow call does not flip the choice.
+            self.speed[threaded] = 0.5 * (self.speed[threaded] + speed)
+            self.spent += seconds
+        else:  # a try of the other path
+            self.speed[threaded] = speed
+            self.spent, self.probe_cost = 0.0, seconds
 
 
 _paths: dict[tuple[Callable, int], _PathStats] = {}
@@ -149,7 +152,7 @@ def launch(kernel: Callable[..., Any], nbytes: int, *args: Any) -> Any:
     finally:
         if threaded:
             _threads_in_use.release()
-    stats.record(threaded, nbytes / max(time.perf_counter() - start, 1e-9))
+    stats.record(threaded, time.perf_counter() - start, nbytes)
     return result
 
 

@@ -8,9 +8,11 @@ touched once per direction, the minimum:
     backward   1 pass: read g and x, write dx (per row: xhat, dxhat and their two
                row sums, then dx from cache; dgamma and dbeta accumulate per column)
 
-Accuracy. All sums and the per-row arithmetic are float64 (each row centred on its
-first value, with the same shift correction as the batch-norm kernels), rounded
-once to the input's dtype. dgamma/dbeta are summed per fixed block of rows, the
+Accuracy. Each row is centred on its first value k (x - k is exact in the input's
+dtype for values near k, e.g. around a large offset) with the same shift
+correction as the batch-norm kernels; all sums are float64, the elementwise
+arithmetic is in the input's dtype (SIMD twice as wide for float32), as in the
+numpy kernel. dgamma/dbeta are summed per fixed block of rows, the
 blocks then in order, so results do not depend on the thread count (see `_jit`).
 """
 
@@ -34,64 +36,65 @@ from tinygrad_bn.tensor import Tensor
 
 
 @jit
-def _forward_rows(x, gamma, beta, eps, out, mean, inv_std, r0, r1):
-    """Rows r0:r1: their mean and 1/std (float64) and y = xhat gamma + beta."""
+def _forward_rows(x, gamma, beta, eps, out, shift, inv_std, r0, r1):
+    """Rows r0:r1: shift = mean - x[i, 0] and 1/std (float64), and y = xhat gamma + beta."""
     m = x.shape[1]
-    d = np.empty(m)  # x - k for one row, float64, reused from cache
+    t = x.dtype.type
+    d = np.empty(m, x.dtype)  # x - k of one row, reused from cache
     for i in range(r0, r1):
         xi, oi = x[i], out[i]
-        k = np.float64(xi[0])
+        k = xi[0]
         for j in range(m):
-            d[j] = xi[j] - k
-        shift = row_sum(d) / m
-        var = max(row_dot(d, d) / m - shift * shift, 0.0)
+            d[j] = xi[j] - k  # exact for values near k (within a factor 2)
+        mean_d = row_sum(d) / m
+        var = max(row_dot(d, d) / m - mean_d * mean_d, 0.0)
         r = 1.0 / np.sqrt(var + eps)
-        mean[i], inv_std[i] = k + shift, r
+        shift[i], inv_std[i] = mean_d, r
+        sh, rt = t(mean_d), t(r)
         for j in range(m):
-            oi[j] = (d[j] - shift) * r * gamma[j] + beta[j]
+            oi[j] = (d[j] - sh) * rt * gamma[j] + beta[j]
 
 
 @jit(parallel=True)
-def _forward(x, gamma, beta, eps, out, mean, inv_std, threaded):
+def _forward(x, gamma, beta, eps, out, shift, inv_std, threaded):
     rows = x.shape[0]
     step = block_size(rows, ROW_BLOCKS, 1)
     blocks = -(-rows // step)
     if threaded:
         for b in prange(blocks):
             r0 = np.int64(b) * step
-            _forward_rows(x, gamma, beta, eps, out, mean, inv_std, r0, min(rows, r0 + step))
+            _forward_rows(x, gamma, beta, eps, out, shift, inv_std, r0, min(rows, r0 + step))
     else:
         for b in range(blocks):
-            _forward_rows(x, gamma, beta, eps, out, mean, inv_std, b * step, min(rows, (b + 1) * step))
+            _forward_rows(x, gamma, beta, eps, out, shift, inv_std, b * step, min(rows, (b + 1) * step))
 
 
 @jit
-def _backward_rows(g, x, gamma, mean, inv_std, dx, dgamma, dbeta, want_dx, r0, r1):
+def _backward_rows(g, x, gamma, shift, inv_std, dx, dgamma, dbeta, want_dx, r0, r1):
     """Rows r0:r1: dx (when wanted), and this block's column sums dgamma, dbeta (float64)."""
     m = x.shape[1]
-    xhat, dxhat = np.empty(m), np.empty(m)
+    t = x.dtype.type
+    xhat, dxhat = np.empty(m, x.dtype), np.empty(m, x.dtype)
     for j in range(m):
         dgamma[j] = 0.0
         dbeta[j] = 0.0
     for i in range(r0, r1):
         xi, gi = x[i], g[i]
-        mu, r = mean[i], inv_std[i]
+        k, sh, r = xi[0], t(shift[i]), t(inv_std[i])
         for j in range(m):
-            gij = np.float64(gi[j])
-            xhat[j] = (xi[j] - mu) * r
-            dxhat[j] = gij * gamma[j]
-            dgamma[j] += gij * xhat[j]
-            dbeta[j] += gij
+            h = ((xi[j] - k) - sh) * r
+            xhat[j], dxhat[j] = h, gi[j] * gamma[j]
+            dgamma[j] += np.float64(gi[j]) * h
+            dbeta[j] += gi[j]
         if want_dx:
-            mean_dxhat = row_sum(dxhat) / m
-            mean_proj = row_dot(dxhat, xhat) / m
+            mean_dxhat, mean_proj = t(row_sum(dxhat) / m), t(row_dot(dxhat, xhat) / m)
             di = dx[i]
             for j in range(m):
                 di[j] = r * (dxhat[j] - mean_dxhat - xhat[j] * mean_proj)
 
 
 @jit(parallel=True)
-def _backward(g, x, gamma, mean, inv_std, dx, want_dx, threaded):
+def _backward(g, x, gamma, shift, inv_std, dx, want_dx, threaded):
     rows, m = x.shape
     step = block_size(rows, ROW_BLOCKS, MIN_BLOCK_ROWS)
     blocks = -(-rows // step)
@@ -99,10 +102,10 @@ def _backward(g, x, gamma, mean, inv_std, dx, want_dx, threaded):
     if threaded:
         for b in prange(blocks):
             r0 = np.int64(b) * step
-            _backward_rows(g, x, gamma, mean, inv_std, dx, pg[b], pb[b], want_dx, r0, min(rows, r0 + step))
+            _backward_rows(g, x, gamma, shift, inv_std, dx, pg[b], pb[b], want_dx, r0, min(rows, r0 + step))
     else:
         for b in range(blocks):
-            _backward_rows(g, x, gamma, mean, inv_std, dx, pg[b], pb[b], want_dx,
+            _backward_rows(g, x, gamma, shift, inv_std, dx, pg[b], pb[b], want_dx,
                            b * step, min(rows, (b + 1) * step))
     dgamma, dbeta = pg[0].copy(), pb[0].copy()
     for b in range(1, blocks):
@@ -124,14 +127,14 @@ class NumbaLayerNormFused(Function):
         xd = x.data
         m = int(np.prod(xd.shape[xd.ndim - k:], dtype=np.int64))
         rows = np.ascontiguousarray(xd).reshape(-1, m)
-        gamma = np.ascontiguousarray(weight.data, dtype=np.float64).reshape(m)
-        beta = np.ascontiguousarray(bias.data, dtype=np.float64).reshape(m)
+        gamma = np.ascontiguousarray(weight.data, dtype=rows.dtype).reshape(m)
+        beta = np.ascontiguousarray(bias.data, dtype=rows.dtype).reshape(m)
         out = np.empty_like(rows)
-        mean, inv_std = np.empty(rows.shape[0]), np.empty(rows.shape[0])
-        launch(_forward, 2 * rows.nbytes, rows, gamma, beta, float(eps), out, mean, inv_std)
+        shift, inv_std = np.empty(rows.shape[0]), np.empty(rows.shape[0])
+        launch(_forward, 2 * rows.nbytes, rows, gamma, beta, float(eps), out, shift, inv_std)
         ctx.save_for_backward(x, weight)
         ctx.k, ctx.eps, ctx.m = k, eps, m
-        ctx.mean, ctx.inv_std = mean, inv_std
+        ctx.shift, ctx.inv_std = shift, inv_std
         return out.reshape(xd.shape)
 
     @staticmethod
@@ -142,10 +145,10 @@ class NumbaLayerNormFused(Function):
         m = ctx.m
         rows = np.ascontiguousarray(x.data).reshape(-1, m)
         gs = np.ascontiguousarray(g.data, dtype=rows.dtype).reshape(rows.shape)
-        gamma = np.ascontiguousarray(weight.data, dtype=np.float64).reshape(m)
+        gamma = np.ascontiguousarray(weight.data, dtype=rows.dtype).reshape(m)
         want_dx = bool(ctx.needs_input_grad[0])
         dx = np.empty_like(rows) if want_dx else np.empty((1, m), rows.dtype)
-        dgamma, dbeta = launch(_backward, 3 * rows.nbytes, gs, rows, gamma, ctx.mean, ctx.inv_std, dx,
+        dgamma, dbeta = launch(_backward, 3 * rows.nbytes, gs, rows, gamma, ctx.shift, ctx.inv_std, dx,
                                want_dx)
         dtype, wshape = weight.data.dtype, weight.data.shape
         return (dx.reshape(x.data.shape) if want_dx else None,
