@@ -7,6 +7,7 @@ statistics, over hypothesis-drawn shapes and values: (N, C), (N, C, L),
 (N, C, H, W), offsets up to 1e4, tiny spreads, zero gamma, two rows.
 """
 
+import os
 import subprocess
 import sys
 
@@ -273,6 +274,40 @@ def test_results_are_identical_for_every_thread_count_and_path(kind, shape, dtyp
                 assert np.array_equal(serial[key], threaded[key]), f"{key} differs on {threads} thread(s)"
     finally:
         numba.set_num_threads(default)
+
+
+def _digest(kind, shape, dtype) -> str:
+    """sha256 of one case's outputs and gradients on the current thread settings."""
+    import hashlib
+
+    arrays, extra, reduction = _blocked_inputs(kind, shape, dtype)
+    cot, proj = random_directions(6, arrays, () if kind == "cross_entropy" else shape)
+    call = _call_for(kind, COMPILED[kind], reduction)
+    result = evaluate(call, arrays, extra, cot, proj, double_backward=False)
+    return hashlib.sha256(b"".join(result[k].tobytes() for k in sorted(result))).hexdigest()
+
+
+def test_results_are_identical_with_three_threads_in_a_fresh_process():
+    # Three threads split the blocks unevenly; a subprocess, because numba fixes its
+    # largest thread count when it first launches threads.
+    code = (
+        "import numba\n"
+        "from tinygrad_bn.kernels.compiled import _jit\n"
+        "import tests.test_compiled_kernels as t\n"
+        "print(numba.get_num_threads())\n"
+        "with _jit.force_threads(True):\n"
+        "    print(' '.join(t._digest(k, s, d) for k, s in t.BLOCKED_CASES\n"
+        "                   for d in ('float32', 'float64')))\n"
+    )
+    env = dict(os.environ, NUMBA_NUM_THREADS="3")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root)
+    assert result.returncode == 0, result.stderr
+    with _jit.force_threads(False):
+        serial = [_digest(k, s, d) for k, s in BLOCKED_CASES for d in ("float32", "float64")]
+    threads, *digests = result.stdout.split()
+    assert threads == "3" and digests == serial
 
 
 @pytest.mark.parametrize("kind,shape", BLOCKED_CASES)

@@ -156,6 +156,11 @@ def launch(kernel: Callable[..., Any], nbytes: int, *args: Any) -> Any:
     return result
 
 
+def reset_path_stats() -> None:
+    """Forget every measured path speed (as in a fresh process)."""
+    _paths.clear()
+
+
 def path_speeds() -> dict[str, dict[str, float]]:
     """What `launch` has measured: {"kernel@size class": {"serial": GB/s, "threaded": GB/s}}."""
     return {
