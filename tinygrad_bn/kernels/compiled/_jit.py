@@ -196,3 +196,14 @@ def row_dot(a: Any, b: Any) -> float:
     for j in range(a.shape[0]):
         total += np.float64(a[j]) * b[j]
     return total
+
+
+@jit(reassociate=True)
+def row_sum_and_dot(a: Any, b: Any) -> tuple[float, float]:
+    """(sum(a), sum(a * b)) of two 1-d arrays in float64, in one sweep as SIMD lanes."""
+    total, dot = 0.0, 0.0
+    for j in range(a.shape[0]):
+        v = np.float64(a[j])
+        total += v
+        dot += v * b[j]
+    return total, dot

@@ -29,8 +29,7 @@ from tinygrad_bn.kernels.compiled._jit import (
     block_size,
     jit,
     launch,
-    row_dot,
-    row_sum,
+    row_sum_and_dot,
 )
 from tinygrad_bn.tensor import Tensor
 
@@ -46,8 +45,9 @@ def _forward_rows(x, gamma, beta, eps, out, shift, inv_std, r0, r1):
         k = xi[0]
         for j in range(m):
             d[j] = xi[j] - k  # exact for values near k (within a factor 2)
-        mean_d = row_sum(d) / m
-        var = max(row_dot(d, d) / m - mean_d * mean_d, 0.0)
+        sum_d, sum_dd = row_sum_and_dot(d, d)
+        mean_d = sum_d / m
+        var = max(sum_dd / m - mean_d * mean_d, 0.0)
         r = 1.0 / np.sqrt(var + eps)
         shift[i], inv_std[i] = mean_d, r
         sh, rt = t(mean_d), t(r)
@@ -91,7 +91,8 @@ def _backward_rows(g, x, gamma, shift, inv_std, dx, dgamma, dbeta, want_dx, r0, 
             dgamma[j] += gij * xhat[j]
             dbeta[j] += gij
         if want_dx:
-            mean_dxhat, mean_proj = t(row_sum(dxhat) / m), t(row_dot(dxhat, xhat) / m)
+            sum_dxhat, sum_proj = row_sum_and_dot(dxhat, xhat)
+            mean_dxhat, mean_proj = t(sum_dxhat / m), t(sum_proj / m)
             di = dx[i]
             for j in range(m):
                 di[j] = r * (dxhat[j] - mean_dxhat - xhat[j] * mean_proj)
