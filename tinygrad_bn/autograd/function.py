@@ -135,6 +135,7 @@ class Function:
     # (create_graph=False): it skips building a Tensor per intermediate (fast_backward(ctx, g_array)).
     fast_backward: Any = None
     fused = False  # True for hand-derived kernels in tinygrad_bn/kernels (drawn differently)
+    backend = "numpy"  # what computes it: "numpy", or "numba" for the compiled kernels
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

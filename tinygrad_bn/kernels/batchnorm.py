@@ -21,11 +21,14 @@ changes nothing after dividing by the std). That is why an all-ones cotangent
 gives dx = 0 for any kernel, right or wrong, and why checks use random ones.
 
 Cost. numpy runs each elementwise op as its own loop over memory. Column sums
-are matrix-vector products with a ones vector, the fastest sum numpy has
-(BLAS). The two elementwise chains that end in an output (y, then dx) run on
-blocks of rows that fit in the CPU cache, so their intermediate results never
-travel to main memory: measured on (4096, 1024) float32, the dx chain takes
-7.9 ms blocked vs 11.8 ms as whole-array calls. (Threads did not help.)
+are einsum loops, not BLAS: a matrix-vector product with a ones vector is as
+fast on one BLAS thread, but with OpenBLAS's default two threads on a busy
+2-core machine it took 8.0 ms instead of 0.6 ms on (4096, 1024) float32, so the
+kernel's speed would depend on BLAS's thread count. The two elementwise chains
+that end in an output (y, then dx) run on blocks of rows that fit in the CPU
+cache, so their intermediate results never travel to main memory: measured on
+(4096, 1024) float32, the dx chain takes 7.9 ms blocked vs 11.8 ms as
+whole-array calls. (Threads did not help.)
 
 Accuracy. The first column sum is float32 for float32 input, so its mean mu0
 can be off by a few ulps of a large offset (values near 1e4); the centred
@@ -69,9 +72,8 @@ def _channel_view(a: np.ndarray, layout: tuple[int, int, int]) -> np.ndarray:
 
 def _column_sum(a: np.ndarray) -> np.ndarray:
     """Sum over every axis but axis 1 of an (N, C) or (N, C, L) array, as (C,)."""
-    # A matrix-vector product with ones is the fastest column sum numpy has (BLAS).
-    sums = np.ones(a.shape[0], dtype=a.dtype) @ a.reshape(a.shape[0], -1)
-    return sums.reshape(a.shape[1], -1).sum(axis=1) if a.ndim == 3 else sums
+    # einsum's own loop (no BLAS threads); measured as fast as np.add.reduce or faster.
+    return np.einsum("ncl->c" if a.ndim == 3 else "nc->c", a)
 
 
 def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -110,9 +112,17 @@ class BatchNormFused(Function):
         count = layout[0] * layout[2]
         xs = _channel_view(x.data, layout)
         mu0 = (_column_sum(xs) / count).astype(dtype)
-        xc = xs - _per_channel(mu0, xs.ndim)  # centred on mu0; kept for backward
-        shift = _column_sum(xc).astype(np.float64) / count  # the error of mu0
-        var = np.maximum(_channel_dot(xc, xc) / count - shift * shift, 0.0)
+        # One pass for xc and both of its sums: each block is centred, then summed
+        # while it is in cache (float64 running totals across blocks).
+        xc = np.empty_like(xs)  # centred on mu0; kept for backward
+        mu0_c = _per_channel(mu0, xs.ndim)
+        xc_sum, xc_sq = np.zeros(layout[1]), np.zeros(layout[1])
+        for rows in _row_blocks(xs):
+            block = np.subtract(xs[rows], mu0_c, out=xc[rows])
+            xc_sum += _column_sum(block)
+            xc_sq += _channel_dot(block, block)
+        shift = xc_sum / count  # the error of mu0
+        var = np.maximum(xc_sq / count - shift * shift, 0.0)
         inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype)
         # y = (xc - shift) * (gamma r) + beta, with the shift folded into the bias.
         scale = weight.data * inv_std
@@ -137,9 +147,12 @@ class BatchNormFused(Function):
         count, shift = ctx.layout[0] * ctx.layout[2], ctx.shift
         gs, xcs = _channel_view(g.data, ctx.layout), xc.data
         r = inv_std.data
-        dbeta = _column_sum(gs)
+        dbeta, g_xc = np.zeros(ctx.layout[1]), np.zeros(ctx.layout[1])
+        for rows in _row_blocks(xcs):  # both sums from one read of each block
+            dbeta += _column_sum(gs[rows])
+            g_xc += _channel_dot(gs[rows], xcs[rows])
         # sum(g * (x - mu)) with x - mu = xc - shift
-        dgamma = ((_channel_dot(gs, xcs) - shift * dbeta) * r).astype(g.data.dtype)
+        dgamma = ((g_xc - shift * dbeta) * r).astype(g.data.dtype)
         dx = None
         if ctx.needs_input_grad[0]:
             # dx = k*g + a*(xc - shift) + e, with k = gamma*r, a = -k*r*dgamma/n, e = -k*dbeta/n
@@ -157,7 +170,7 @@ class BatchNormFused(Function):
                 block += np.multiply(gs[rows], k_c, out=scratch[: rows.stop - rows.start])
                 block += e_c
             dx = dx.reshape(x.data.shape)
-        return dx, dgamma.reshape(weight.data.shape), dbeta.reshape(weight.data.shape)
+        return dx, dgamma.reshape(weight.data.shape), dbeta.astype(g.data.dtype).reshape(weight.data.shape)
 
 
 
@@ -200,4 +213,5 @@ def _strategy(dtype: str) -> Any:
 
 
 register_kernel(FusedKernel("batch_norm", BatchNormFused, _batch_norm("composed"), _batch_norm("fused"),
-                            _example, _strategy))
+                            _example, _strategy,
+                            backends={"numba": "tinygrad_bn.kernels.compiled.batchnorm:NumbaBatchNormFused"}))

@@ -23,6 +23,30 @@ from tinygrad_bn.kernel_registry import FusedKernel, register_kernel
 from tinygrad_bn.tensor import Tensor
 
 
+def _onehot(ctx: Context, like: np.ndarray) -> np.ndarray:
+    """The labels as rows of zeros with a one at the label, like `like`."""
+    onehot = np.zeros_like(like)
+    onehot[np.arange(like.shape[0]), ctx.labels] = 1.0
+    return onehot
+
+
+def _row_scale(ctx: Context, g: Tensor) -> Tensor:
+    """dL/dloss_i for each row: g_i for "none", g / N for "mean", g for "sum"."""
+    n = len(ctx.labels)
+    if ctx.reduction == "none":
+        return g.reshape(n, 1)
+    return g * (1.0 / n) if ctx.reduction == "mean" else g
+
+
+def _backward_differentiable(ctx: Context, g: Tensor, logits: Tensor) -> Tensor:
+    """dz = (softmax(z) - onehot) * scale with softmax recomputed by Tensor ops (create_graph)."""
+    # The row max only keeps exp in range: a constant for differentiation.
+    shifted = logits - Tensor._wrap(logits.data.max(axis=1, keepdims=True), False, None)
+    e = shifted.exp()
+    p = e / e.sum(axis=1, keepdims=True)
+    return (p - Tensor._wrap(_onehot(ctx, logits.data), False, None)) * _row_scale(ctx, g)
+
+
 class CrossEntropyFused(Function):
     """Softmax cross-entropy of logits (N, C) against integer labels (N,)."""
 
@@ -50,20 +74,9 @@ class CrossEntropyFused(Function):
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Tensor:
         logits, probs = ctx.saved_tensors
-        n = logits.data.shape[0]
-        onehot = np.zeros_like(probs.data)
-        onehot[np.arange(n), ctx.labels] = 1.0
-        if ctx.reduction == "none":
-            scale = g.reshape(n, 1)
-        else:
-            scale = g * (1.0 / n) if ctx.reduction == "mean" else g
-        if is_grad_enabled():  # create_graph: softmax recomputed from the logits, recorded
-            shifted = logits - logits.detach().amax(dim=1, keepdim=True)
-            e = shifted.exp()
-            p = e / e.sum(axis=1, keepdims=True)
-            return (p - Tensor._wrap(onehot, False, None)) * scale
-        return (probs.data - onehot) * scale.data
-
+        if is_grad_enabled():
+            return _backward_differentiable(ctx, g, logits)
+        return (probs.data - _onehot(ctx, probs.data)) * _row_scale(ctx, g).data
 
 # ---------------------------------------------------------------- registration
 
@@ -84,4 +97,6 @@ def _strategy(dtype: str) -> Any:
 
 
 register_kernel(FusedKernel("cross_entropy", CrossEntropyFused, _cross_entropy("composed"),
-                            _cross_entropy("fused"), _example, _strategy))
+                            _cross_entropy("fused"), _example, _strategy,
+                            backends={"numba": "tinygrad_bn.kernels.compiled.cross_entropy:"
+                                               "NumbaCrossEntropyFused"}))

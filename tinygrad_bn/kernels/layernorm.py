@@ -112,4 +112,5 @@ def _strategy(dtype: str) -> Any:
 
 
 register_kernel(FusedKernel("layer_norm", LayerNormFused, _layer_norm("composed"), _layer_norm("fused"),
-                            _example, _strategy))
+                            _example, _strategy,
+                            backends={"numba": "tinygrad_bn.kernels.compiled.layernorm:NumbaLayerNormFused"}))
