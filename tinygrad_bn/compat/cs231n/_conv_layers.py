@@ -1,10 +1,8 @@
 """CS231n's convolution and max-pooling layers (naive and "fast"), on compat's conv module.
 
 The course's naive layers are loops a student writes and its fast layers are
-im2col/stride tricks; here both are the same graph, built by
-`tinygrad_bn.compat._conv` (gathers and a matmul, gradients by autograd). When
-the engine's fused convolution kernels exist, the "fast" entry points are the
-ones to move onto them (see that module's docstring).
+im2col/stride tricks; here both run the engine's fused convolution and pooling
+kernels through `tinygrad_bn.compat._conv`, which keeps the course's conventions.
 
 conv_param holds 'stride' and 'pad' (zero padding on each side); pool_param
 holds 'pool_height', 'pool_width' and 'stride'. Every cache made by a conv
