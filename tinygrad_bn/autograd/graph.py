@@ -46,6 +46,7 @@ def run_backward(
     with set_grad_enabled(create_graph):
         ready = _seed_roots(roots, root_grads, pending, grads, sink)
         step, trace = 0, STATE.trace and not create_graph
+        arrays_only = not create_graph and not STATE.anomaly  # fast_backward rules may run
         while ready:
             node = ready.pop()
             g = grads.pop(node, None)
@@ -57,7 +58,7 @@ def run_backward(
                     g = node_hooks(node, g)
                 if sink.watches_nodes:
                     sink.node(node, g)
-                results = _run_node(node, g, retain_graph)
+                results = _run_node(node, g, retain_graph, arrays_only)
                 if trace:  # what viewers draw later: three references, no new containers
                     node._trace_step, node._trace_received, node._trace_sent = step, g, results
                 elif create_graph and STATE.trace:
@@ -125,12 +126,12 @@ def _accumulate(grads: dict[Context, Tensor], node: Context, g: Tensor) -> None:
     grads[node] = g if existing is None else existing + g
 
 
-def _run_node(node: Context, g: Tensor, retain_graph: bool) -> list[Tensor | None]:
+def _run_node(node: Context, g: Tensor, retain_graph: bool, arrays_only: bool) -> list[Tensor | None]:
     """Run one node's backward rule and check what it returned against its inputs."""
     if node.released:
         raise RuntimeError(released_message(node))
     fast = node.fn.fast_backward
-    if fast is not None and not STATE.grad_enabled and not STATE.anomaly:
+    if fast is not None and arrays_only:
         return _checked_arrays(node, fast(node, g._data), retain_graph)
     results = node.fn.backward(node, g) if not STATE.anomaly else _backward_in_anomaly_mode(node, g)
     if type(results) is not tuple:
@@ -154,8 +155,9 @@ def _checked_arrays(node: Context, results: tuple, retain_graph: bool) -> list[T
         if r is None or not need:
             out.append(None)
             continue
-        if r.dtype != parent._data.dtype:
-            r = r.astype(parent._data.dtype)
+        dtype = parent._data.dtype
+        if r.dtype is not dtype and r.dtype != dtype:  # identity first: `!=` on dtypes is slow
+            r = r.astype(dtype)
         out.append(Tensor._wrap(r, False, None))
     if not retain_graph:
         node.release()
