@@ -40,6 +40,7 @@ from tinygrad_bn.kernels.cross_entropy import CrossEntropyFused
 from tinygrad_bn.kernels.layernorm import LayerNormFused
 from tinygrad_bn.kernels.linear import LinearFused
 from tinygrad_bn.tensor import Tensor
+from tinygrad_bn.testing import conv_mutants as cm
 from tinygrad_bn.testing.kernels import CHECKS, CaseResult, kernel_cases, run_cases
 
 # Where a mutant's bug is confined, when it is: the checks must catch it there and only there.
@@ -602,6 +603,38 @@ MUTANTS: tuple[Mutant, ...] = (
            CEFastPathIgnoresIncomingGradient, only=FAST),
     Mutant("cross_entropy", "differentiable_path_only", "differentiable path: softmax over all rows at once",
            CEDifferentiablePathSoftmaxOverAll, only=DIFFERENTIABLE),
+    Mutant("conv2d", "col2im_assigns", "fast path: col2im writes acc[...] = slab, not +=",
+           cm.ConvCol2imAssigns, only=FAST),
+    Mutant("conv2d", "dbias_mean", "db = mean of G_y over (n, p, q)", cm.ConvDbiasMean),
+    Mutant("conv2d", "dweight_first_image_only", "fast path: dW = G_y X^T over image 0's columns",
+           cm.ConvDweightFirstImageOnly, only=FAST),
+    Mutant("conv2d", "differentiable_path_only", "differentiable path: dx from weight.detach()",
+           cm.ConvDifferentiablePathDetachedWeight, only=DIFFERENTIABLE),
+    Mutant("conv1d", "col2im_assigns", "fast path: col2im writes acc[...] = slab, not +=",
+           cm.ConvCol2imAssigns, only=FAST),
+    Mutant("conv1d", "dbias_mean", "db = mean of G_y over (n, l)", cm.ConvDbiasMean),
+    Mutant("unfold", "adjoint_assigns", "fast path: the adjoint assigns overlapping windows, not adds",
+           cm.UnfoldBackwardAssigns, only=FAST),
+    Mutant("fold", "adjoint_flipped_kernel", "the adjoint reads kernel elements in reverse order",
+           cm.FoldBackwardFlippedKernel),
+    Mutant("max_pool2d", "gradient_to_first_element", "each window's gradient to its first element",
+           cm.MaxPoolFirstElement),
+    Mutant("max_pool2d", "overlaps_assigned", "fast path: dx[index] = g, so shared maxima get one share",
+           cm.MaxPoolOverlapsAssigned, only=FAST),
+    Mutant("avg_pool2d", "fast_path_without_divisor", "fast path: g copied without 1 / divisor",
+           cm.AvgPoolFastPathWithoutDivisor, only=FAST),
+    Mutant("avg_pool2d", "differentiable_path_only", "differentiable path: g copied without 1 / divisor",
+           cm.AvgPoolDifferentiablePathWithoutDivisor, only=DIFFERENTIABLE),
+    Mutant("adaptive_avg_pool2d", "without_average", "fast path: g copied to the window, not averaged",
+           cm.AdaptivePoolWithoutAverage, only=FAST),
+    Mutant("group_norm", "stats_per_channel", "fast path: dx's means per channel, not per group",
+           cm.GroupNormStatsPerChannel, only=FAST),
+    Mutant("group_norm", "dx_missing_xhat_term", "fast path: dx = r (d - mean_g(d))",
+           cm.GroupNormDxMissingXhatTerm, only=FAST),
+    Mutant("group_norm", "differentiable_path_only", "differentiable path: r from the unbiased variance",
+           cm.GroupNormDifferentiablePathUnbiasedVar, only=DIFFERENTIABLE),
+    Mutant("instance_norm", "dgamma_without_inv_std", "fast path: dgamma = sum(g (x - mean))",
+           cm.InstanceNormDgammaWithoutInvStd, only=FAST),
 )
 
 
