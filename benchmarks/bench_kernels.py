@@ -229,6 +229,23 @@ def first_calls() -> dict[str, float]:
 # ---------------------------------------------------------------- the run
 
 
+def describe_backends(names: list[str]) -> str:
+    """Which Function computes each kernel: in the numba and numpy rows, and for impl="fused"."""
+    from tinygrad_bn.kernel_registry import KERNELS, fused_kernel, get_backend
+
+    lines = [f"backend of impl='fused' here: {get_backend()} "
+             f"(TINYGRAD_BN_BACKEND={os.environ.get('TINYGRAD_BN_BACKEND', 'auto')})"]
+    for name in names:
+        entry = KERNELS[name]
+        rows = [f"numpy rows {entry.kernel.__name__}"]
+        if compiled.available() and "numba" in entry.backends:
+            rows.insert(0, f"numba rows {entry.implementation('numba').__name__}")
+        default = fused_kernel(name)
+        lines.append(f"  {name:<14} " + ", ".join(rows) + f"; impl='fused' runs {default.__name__} "
+                     f"[{default.backend}]")
+    return "\n".join(lines)
+
+
 def run_case(kernel: str, shape: tuple[int, ...], dtype: type, rounds: int,
              loops: tuple | None, has_torch: bool) -> list[tuple[str, list[float] | None]]:
     """(implementation, per-round seconds) for one kernel and shape, each timed in its own block."""
@@ -367,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"numba {numba.__version__}, {numba.get_num_threads()} threads; "
               f"threading layer {numba.threading_layer() if _launched_once(loops) else '?'}")
+    print(describe_backends(names))
     if loops is not None and not args.no_compile_times:
         print("\nfirst float32 fwd+bwd of each compiled kernel (seconds): empty disk cache / warm cache")
         for name, (cold, warm) in compile_times().items():
