@@ -492,3 +492,23 @@ def test_kernels_compile_without_a_cache_when_no_cache_dir_is_writable():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["10.0"]
     assert result.stderr.count("run without a disk cache") == 1  # one warning, not one per kernel
+
+
+# ---------------------------------------------------------------- without numba
+
+
+def test_without_numba_the_kernel_tests_run_numpy_and_skip_numba_saying_why():
+    # sys.modules["numba"] = None makes both `import numba` and find_spec("numba") fail,
+    # as on a machine without it: the numba cases must skip (with the reason), not vanish.
+    code = (
+        "import sys\n"
+        "sys.modules['numba'] = None\n"
+        "import pytest\n"
+        "sys.exit(pytest.main(['-q', '-rs', '-p', 'no:cacheprovider', 'tests/test_kernels.py',\n"
+        "                      '-k', 'records_one_kernel_node and (batch_norm or layer_norm)']))\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed, 2 skipped" in result.stdout
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED [2]")]
+    assert len(skipped) == 1 and "numba is not installed: pip install 'tinygrad_bn[fast]'" in skipped[0]
