@@ -5,12 +5,13 @@
 
 Prints one row per case: the best time of a training-mode forward plus backward
 (gradients for x, gamma and beta) through `functional.batch_norm` for the
-composed graph and the numpy kernel, the compiled kernel's Function when numba
-is installed, and ratios: fused / torch, fused / floor, composed / fused. The
-floor is the time of the minimum memory traffic a fwd+bwd needs — 6 full-array
-reads and 2 full-array writes of the input's size — measured in the same run on
-one thread. Each library is timed in its own block: numpy's and torch's worker
-threads spin after each call and slow each other down when interleaved.
+composed graph and the numpy kernel (on the numpy backend whatever the default),
+the compiled kernel's Function when numba is installed (the header names both),
+and ratios: fused / torch, fused / floor, composed / fused. The floor is the time
+of the minimum memory traffic a fwd+bwd needs — 6 full-array reads and 2
+full-array writes of the input's size — measured in the same run on one thread.
+Each library is timed in its own block: numpy's and torch's worker threads spin
+after each call and slow each other down when interleaved.
 benchmarks/bench_kernels.py has every kernel, thread settings and the floor on
 numba's threads.
 """
@@ -24,8 +25,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinygrad_bn import Tensor
+from tinygrad_bn import Tensor, keep_freed_memory
 from tinygrad_bn.functional import batch_norm
+from tinygrad_bn.kernel_registry import KERNELS, use_backend
 
 CASES = [
     ((100, 500), np.float64),
@@ -61,7 +63,9 @@ def ours(shape: tuple[int, ...], dtype: type, impl: str) -> Callable[[], object]
 
     def step() -> None:
         x.grad = w.grad = b.grad = None
-        batch_norm(x, None, None, w, b, training=True, impl=impl).backward(g)
+        # The numpy kernel whatever the default backend (the numba column has the compiled one).
+        with use_backend("numpy"):
+            batch_norm(x, None, None, w, b, training=True, impl=impl).backward(g)
 
     return step
 
@@ -123,7 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the two small cases, fewer repeats")
     parser.add_argument("--repeat", type=int, default=7, help="timings per measurement (best is kept)")
+    parser.add_argument("--no-keep-memory", action="store_true",
+                        help="leave malloc alone (default: tinygrad_bn.keep_freed_memory(), as the CLI does)")
     args = parser.parse_args(argv)
+    memory_kept = False if args.no_keep_memory else keep_freed_memory()
+    print(f"malloc keeps freed memory (tinygrad_bn.keep_freed_memory()): {memory_kept}")
+    entry = KERNELS["batch_norm"]
+    has_numba = numba_step((2, 2), np.float64) is not None
+    compiled_name = entry.implementation("numba").__name__ if has_numba else "n/a (no numba)"
+    print(f"columns: fused = {entry.kernel.__name__} [numpy], numba = {compiled_name} [numba]")
     cases = CASES[:2] if args.quick else CASES
     repeat = 3 if args.quick else args.repeat
 

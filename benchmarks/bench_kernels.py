@@ -24,6 +24,11 @@ array. Each implementation is timed in its own block, never interleaved: numpy's
 BLAS threads, numba's and torch's OpenMP threads spin after a call and slow the
 others down. Compile times of the numba kernels are measured in subprocesses with
 an empty and then a warm disk cache.
+
+Memory: like the CLI, the run starts with `tinygrad_bn.keep_freed_memory()` (freed
+arrays stay mapped for the next call, as a framework's caching allocator keeps
+them); --no-keep-memory leaves malloc alone, so every fresh output array of more
+than 128 KiB page-faults on first touch (torch, in the same process, too).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_bn import Tensor
+from tinygrad_bn import Tensor, keep_freed_memory
 from tinygrad_bn.kernels import BatchNormFused, CrossEntropyFused, LayerNormFused, compiled
 
 CASES: dict[str, list[tuple[tuple[int, ...], type]]] = {
@@ -170,7 +175,9 @@ def floor_loops() -> tuple[Callable, Callable]:
 def floor_rounds(kernel: str, data: dict[str, np.ndarray], rounds: int, loops: tuple | None) -> list[float]:
     """Per round: reads * (one read of the input) + writes * (one write of it)."""
     a = data["z"] if kernel == "cross_entropy" else data["x"]
-    a = a.reshape(a.shape[0], -1)
+    # Traffic does not depend on the shape: rows of 1024 keep the read loop's
+    # accumulator row in L1 (a (64, 65536) view made the floor 2x slower).
+    a = a.reshape(-1, 1024) if a.size % 1024 == 0 else a.reshape(a.shape[0], -1)
     out = np.empty_like(a)
     if loops is None:  # numba missing: numpy's own loops, single-threaded
         read_t = timed_rounds(lambda: np.add.reduce(a, axis=None), rounds)
@@ -220,6 +227,23 @@ def first_calls() -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- the run
+
+
+def describe_backends(names: list[str]) -> str:
+    """Which Function computes each kernel: in the numba and numpy rows, and for impl="fused"."""
+    from tinygrad_bn.kernel_registry import KERNELS, fused_kernel, get_backend
+
+    lines = [f"backend of impl='fused' here: {get_backend()} "
+             f"(TINYGRAD_BN_BACKEND={os.environ.get('TINYGRAD_BN_BACKEND', 'auto')})"]
+    for name in names:
+        entry = KERNELS[name]
+        rows = [f"numpy rows {entry.kernel.__name__}"]
+        if compiled.available() and "numba" in entry.backends:
+            rows.insert(0, f"numba rows {entry.implementation('numba').__name__}")
+        default = fused_kernel(name)
+        lines.append(f"  {name:<14} " + ", ".join(rows) + f"; impl='fused' runs {default.__name__} "
+                     f"[{default.backend}]")
+    return "\n".join(lines)
 
 
 def run_case(kernel: str, shape: tuple[int, ...], dtype: type, rounds: int,
@@ -339,7 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=1,
                         help="measure everything this many times, keeping each cell's best rounds "
                              "(a shared machine: a pass disturbed by another process is outvoted)")
+    parser.add_argument("--no-keep-memory", action="store_true",
+                        help="leave malloc alone (default: tinygrad_bn.keep_freed_memory(), as the CLI does)")
     args = parser.parse_args(argv)
+    memory_kept = False if args.no_keep_memory else keep_freed_memory()
     cases = QUICK_CASES if args.quick else CASES
     rounds = 3 if args.quick else args.rounds
     names = [n for n in cases if not args.only or n in args.only.split(",")]
@@ -349,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         has_torch = False
     loops = floor_loops() if compiled.available() else None
+    print(f"malloc keeps freed memory (tinygrad_bn.keep_freed_memory()): {memory_kept}")
     if loops is None:
         print("numba is not installed: numpy kernels only (pip install 'tinygrad_bn[fast]')")
     else:
@@ -356,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"numba {numba.__version__}, {numba.get_num_threads()} threads; "
               f"threading layer {numba.threading_layer() if _launched_once(loops) else '?'}")
+    print(describe_backends(names))
     if loops is not None and not args.no_compile_times:
         print("\nfirst float32 fwd+bwd of each compiled kernel (seconds): empty disk cache / warm cache")
         for name, (cold, warm) in compile_times().items():

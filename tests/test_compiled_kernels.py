@@ -441,3 +441,74 @@ def _max_of(a):
 def test_row_max_matches_numpy(dtype, values):
     a = np.array(values, dtype)
     assert _max_of(a) == a.max()
+
+
+# ---------------------------------------------------------------- the disk cache
+
+
+def _run_python(code: str, **env_vars: str) -> subprocess.CompletedProcess:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, **env_vars)
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True,
+                          env=env, cwd=root)
+
+
+def test_a_fresh_process_loads_compiled_code_from_the_disk_cache():
+    from tinygrad_bn.kernels.compiled import batchnorm as compiled_bn
+
+    x = Tensor(np.random.default_rng(0).normal(size=(8, 4)), requires_grad=True)
+    w, b = (Tensor(np.ones(4), requires_grad=True) for _ in range(2))
+    COMPILED["batch_norm"].apply(x, w, b, eps=1e-5).backward(np.ones((8, 4)))  # compiled (or loaded) here
+    in_tree = os.access(os.path.dirname(compiled_bn.__file__), os.W_OK)
+    if not in_tree and not os.environ.get("NUMBA_CACHE_DIR"):
+        pytest.skip("the package directory is read-only here: numba caches in the user's directory")
+    assert compiled_bn._forward_2d.stats.cache_path  # jit(cache=True) took effect
+    code = (
+        "import numpy as np\n"
+        "from tinygrad_bn import Tensor\n"
+        "from tinygrad_bn.kernels.compiled import batchnorm as m\n"
+        "x = Tensor(np.random.default_rng(0).normal(size=(8, 4)), requires_grad=True)\n"
+        "w, b = (Tensor(np.ones(4), requires_grad=True) for _ in range(2))\n"
+        "m.NumbaBatchNormFused.apply(x, w, b, eps=1e-5).backward(np.ones((8, 4)))\n"
+        "for f in (m._forward_2d, m._backward_2d):\n"
+        "    print(sum(f.stats.cache_hits.values()), sum(f.stats.cache_misses.values()))\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "0", "1", "0"]  # one hit each, nothing compiled
+
+
+def test_kernels_compile_without_a_cache_when_no_cache_dir_is_writable():
+    # NUMBA_CACHE_LOCATOR_CLASSES with only the IPython locator: outside IPython numba
+    # finds no cache directory at all, as with a read-only install and no writable home.
+    code = (
+        "from tinygrad_bn.kernels import compiled\n"
+        "from tinygrad_bn.kernels.compiled import _jit\n"
+        "kernels = compiled.load()\n"
+        "print(_jit.row_sum(__import__('numpy').arange(5.0)))\n"
+    )
+    result = _run_python(code, NUMBA_CACHE_LOCATOR_CLASSES="IPythonCacheLocator")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["10.0"]
+    assert result.stderr.count("run without a disk cache") == 1  # one warning, not one per kernel
+
+
+# ---------------------------------------------------------------- without numba
+
+
+def test_without_numba_the_kernel_tests_run_numpy_and_skip_numba_saying_why():
+    # sys.modules["numba"] = None makes both `import numba` and find_spec("numba") fail,
+    # as on a machine without it: the numba cases must skip (with the reason), not vanish.
+    code = (
+        "import sys\n"
+        "sys.modules['numba'] = None\n"
+        "import pytest\n"
+        "sys.exit(pytest.main(['-q', '-rs', '-p', 'no:cacheprovider', 'tests/test_kernels.py',\n"
+        "                      '-k', 'records_one_kernel_node and (batch_norm or layer_norm)']))\n"
+    )
+    result = _run_python(code)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed, 2 skipped" in result.stdout
+    skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED [2]")]
+    assert len(skipped) == 1 and "numba is not installed: pip install 'tinygrad_bn[fast]'" in skipped[0]

@@ -33,8 +33,18 @@ from tinygrad_bn.testing.kernels import (
     split_arguments,
 )
 
-AVAILABLE_BACKENDS = [b for b in BACKENDS if b == "numpy" or numba_available()]
-CASES = [(name, backend) for name in sorted(KERNELS) for backend in AVAILABLE_BACKENDS
+NO_NUMBA = pytest.mark.skipif(not numba_available(),
+                              reason="numba is not installed: pip install 'tinygrad_bn[fast]'")
+
+
+def _case(name: str, backend: str) -> object:
+    """(name, backend) as a test parameter; a compiled backend skips, saying why, without numba."""
+    return pytest.param(name, backend, id=f"{name}-{backend}", marks=[NO_NUMBA] if backend != "numpy" else [])
+
+
+# Every kernel on numpy, and on each compiled backend it has (skipped, not dropped, when
+# that backend cannot load here): CI with the [all] extras runs both.
+CASES = [_case(name, backend) for name in sorted(KERNELS) for backend in BACKENDS
          if backend == "numpy" or backend in KERNELS[name].backends]
 
 
@@ -180,3 +190,48 @@ def test_fused_cross_entropy_supports_every_reduction(reduction):
 def test_bad_input_to_fused_kernels_gets_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# ---------------------------------------------------------------- PyTorch cross-checks, on every backend
+
+
+def _torch_twin(torch, name: str, args: list) -> tuple[list, object]:
+    """torch leaf tensors for the float arguments of `name`'s example, and the torch output."""
+    tf = torch.nn.functional
+    leaves = [torch.tensor(a, requires_grad=True) for a in args
+              if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+    if name == "batch_norm":
+        x, w, b = leaves
+        return leaves, tf.batch_norm(x, None, None, w, b, training=True, eps=args[3])
+    if name == "layer_norm":
+        x, w, b = leaves
+        return leaves, tf.layer_norm(x, tuple(w.shape), w, b, eps=args[3])
+    return leaves, tf.cross_entropy(leaves[0], torch.tensor(args[1]))
+
+
+# Float32 results of two different summation orders: a few hundred ulps of the largest value.
+TORCH_FLOAT32_RTOL, TORCH_FLOAT32_ATOL = 1e-4, 1e-5
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (3, 2, 4, 4)])
+@pytest.mark.parametrize("name, backend", [c for c in CASES if c.values[0] in ("batch_norm", "layer_norm",
+                                                                                 "cross_entropy")])
+def test_fused_kernel_matches_pytorch_forward_and_gradients(name, backend, shape, dtype):
+    torch = pytest.importorskip("torch")
+    entry = KERNELS[name]
+    args = entry.example(np.random.default_rng(3), shape, dtype)
+    with use_backend(backend):
+        inputs = [Tensor(a, requires_grad=True) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a
+                  for a in args]
+        out = entry.fused(*inputs)
+        assert out._ctx.fn is entry.implementation(backend)  # the backend under test ran
+        cotangent = np.random.default_rng(4).normal(size=out.shape).astype(dtype)
+        out.backward(cotangent)
+    leaves, theirs = _torch_twin(torch, name, args)
+    theirs.backward(torch.tensor(cotangent))
+    rtol, atol = (1e-10, 1e-12) if dtype == "float64" else (TORCH_FLOAT32_RTOL, TORCH_FLOAT32_ATOL)
+    np.testing.assert_allclose(out.data, theirs.detach().numpy(), rtol=rtol, atol=atol)
+    ours = [t for t in inputs if isinstance(t, Tensor)]
+    for mine, leaf in zip(ours, leaves, strict=True):
+        np.testing.assert_allclose(mine.grad.data, leaf.grad.numpy(), rtol=rtol, atol=atol)

@@ -1,4 +1,4 @@
-"""`tinygrad-bn bench [engine|batchnorm|sweep|conv|optim] [ARGS...]`: run a speed benchmark.
+"""`tinygrad-bn bench [engine|batchnorm|sweep|conv|optim|kernels] [ARGS...]`: run a speed benchmark.
 
 The benchmarks are the scripts in the source checkout's `benchmarks/` folder
 (each has `main(argv)`); they are not installed with the package. This command
@@ -24,6 +24,7 @@ BENCHMARKS = {
     "sweep": ("bench_sweep.py", "the full dlfs-init-sweep vs hand-written numpy and PyTorch"),
     "conv": ("bench_conv.py", "conv2d and max_pool2d composed vs fused vs PyTorch"),
     "optim": ("bench_optim.py", "optimizer steps vs torch.optim, numpy and a memory floor"),
+    "kernels": ("bench_kernels.py", "each fused kernel per backend vs PyTorch vs a memory floor"),
 }
 
 

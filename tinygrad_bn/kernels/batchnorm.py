@@ -20,21 +20,29 @@ amount changes nothing after centring) and its component along xhat (scaling x
 changes nothing after dividing by the std). That is why an all-ones cotangent
 gives dx = 0 for any kernel, right or wrong, and why checks use random ones.
 
-Cost. numpy runs each elementwise op as its own loop over memory. Column sums
-are einsum loops, not BLAS: a matrix-vector product with a ones vector is as
-fast on one BLAS thread, but with OpenBLAS's default two threads on a busy
-2-core machine it took 8.0 ms instead of 0.6 ms on (4096, 1024) float32, so the
-kernel's speed would depend on BLAS's thread count. The two elementwise chains
-that end in an output (y, then dx) run on blocks of rows that fit in the CPU
-cache, so their intermediate results never travel to main memory: measured on
-(4096, 1024) float32, the dx chain takes 7.9 ms blocked vs 11.8 ms as
-whole-array calls. (Threads did not help.)
+Passes over memory (the same two each way as the compiled kernel):
 
-Accuracy. The first column sum is float32 for float32 input, so its mean mu0
-can be off by a few ulps of a large offset (values near 1e4); the centred
-values' own mean `shift = mean(x - mu0)` measures exactly that error, so the
-kernel uses mu = mu0 + shift and var = mean((x - mu0)^2) - shift^2, and folds
-`shift` into the output's bias and backward's constants at no extra pass.
+    forward    1. read x: per-channel sums of (x - k) and (x - k)^2
+               2. read x, write y = (x - k) * gamma r + (beta - (mu - k) gamma r)
+    backward   1. read g and x: per-channel sums of g and g (x - k)
+               2. read g and x, write dx = g gamma r + a (x - k) + e
+
+six reads and two writes of x's size in all; nothing of x's size is saved for
+backward (it recentres x block by block instead of reading a saved x - mu).
+Each pass runs on blocks of rows that fit in the CPU cache, so a block's
+intermediate results (x - k, g * gamma r) never travel to main memory. Column
+sums are einsum loops, not BLAS: a matrix-vector product with a ones vector
+is as fast on one BLAS thread, but with OpenBLAS's default two threads on a
+busy 2-core machine it took 8.0 ms instead of 0.6 ms on (4096, 1024) float32.
+
+Accuracy. Each channel is centred on k, the mean of the first block of rows
+(an estimate, in the input's dtype): a block's sums are taken in the input's
+dtype, the running totals across blocks in float64. The centred values' own
+mean `shift = mean(x - k)` measures the estimate's error, so the kernel uses
+mu = k + shift and var = mean((x - k)^2) - shift^2; since k lies within a few
+standard errors of mu, the cancellation in var costs almost nothing, and for
+values near a large offset (1e4) x - k is exact. `shift` is folded into the
+output's bias and backward's constants at no extra pass.
 
 Double backward: when backward runs with grad recording on (create_graph=True)
 the same formula is evaluated with Tensor ops from the saved input, so autograd
@@ -82,7 +90,7 @@ def _channel_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 # Rows per block are chosen so one block of one array is about this many bytes:
-# the few blocks a chain touches (inputs, output, a scratch) fit in a 1-2 MiB L2.
+# the few blocks a pass touches (inputs, output, a scratch) fit in a 1-2 MiB L2.
 BLOCK_BYTES = 256 * 1024
 
 
@@ -92,13 +100,20 @@ def _row_blocks(a: np.ndarray) -> list[slice]:
     return [slice(start, min(start + step, a.shape[0])) for start in range(0, a.shape[0], step)]
 
 
+def _centre_estimate(xs: np.ndarray, rows: slice) -> np.ndarray:
+    """Per-channel mean of one block of rows (x's dtype), shaped to broadcast: the k in x - k."""
+    block = xs[rows]
+    mean = _column_sum(block) / (block.size // block.shape[1])
+    return _per_channel(mean.astype(xs.dtype), xs.ndim)
+
+
 def _per_channel(v: np.ndarray, ndim: int) -> np.ndarray:
     """A (C,) array shaped to broadcast against (N, C) or (N, C, L)."""
     return v.reshape((1, -1, 1) if ndim == 3 else (1, -1))
 
 
 class BatchNormFused(Function):
-    """Training-mode batch norm of (N, C, ...) input with batch statistics, in one op."""
+    """Training-mode batch norm of (N, C, ...) input with batch statistics: two passes each way."""
 
     name = "batch_norm_fused"
     fused = True
@@ -111,68 +126,67 @@ class BatchNormFused(Function):
         layout = channel_layout(x.data.shape)
         count = layout[0] * layout[2]
         xs = _channel_view(x.data, layout)
-        mu0 = (_column_sum(xs) / count).astype(dtype)
-        # One pass for xc and both of its sums: each block is centred, then summed
-        # while it is in cache (float64 running totals across blocks).
-        xc = np.empty_like(xs)  # centred on mu0; kept for backward
-        mu0_c = _per_channel(mu0, xs.ndim)
-        xc_sum, xc_sq = np.zeros(layout[1]), np.zeros(layout[1])
-        for rows in _row_blocks(xs):
-            block = np.subtract(xs[rows], mu0_c, out=xc[rows])
-            xc_sum += _column_sum(block)
-            xc_sq += _channel_dot(block, block)
-        shift = xc_sum / count  # the error of mu0
-        var = np.maximum(xc_sq / count - shift * shift, 0.0)
+        blocks = _row_blocks(xs)
+        k = _centre_estimate(xs, blocks[0])
+        scratch = np.empty_like(xs[blocks[0]])
+        xk_sum, xk_sq = np.zeros(layout[1]), np.zeros(layout[1])
+        for rows in blocks:  # pass 1: both sums of x - k from one read of each block
+            block = np.subtract(xs[rows], k, out=scratch[: rows.stop - rows.start])
+            xk_sum += _column_sum(block)
+            xk_sq += _channel_dot(block, block)
+        shift = xk_sum / count  # mean(x - k): the error of k
+        var = np.maximum(xk_sq / count - shift * shift, 0.0)
         inv_std = (1.0 / np.sqrt(var + eps)).astype(dtype)
-        # y = (xc - shift) * (gamma r) + beta, with the shift folded into the bias.
+        # y = (x - k - shift) * (gamma r) + beta, with the shift folded into the bias.
         scale = weight.data * inv_std
         scale_c = _per_channel(scale, xs.ndim)
-        shift_c = _per_channel((bias.data - shift * scale).astype(dtype), xs.ndim)
-        out = np.empty_like(xc)
-        for rows in _row_blocks(xc):
-            block = np.multiply(xc[rows], scale_c, out=out[rows])
-            block += shift_c
+        offset_c = _per_channel((bias.data - shift * scale).astype(dtype), xs.ndim)
+        out = np.empty_like(xs)
+        for rows in blocks:  # pass 2
+            block = np.subtract(xs[rows], k, out=out[rows])
+            block *= scale_c
+            block += offset_c
         if stats is not None:
-            stats["mean"], stats["var"] = (mu0 + shift).astype(dtype), var.astype(dtype)
+            stats["mean"], stats["var"] = (k.ravel() + shift).astype(dtype), var.astype(dtype)
             stats["count"] = count
-        ctx.save_for_backward(x, weight, xc, inv_std)
-        ctx.eps, ctx.layout, ctx.shift = eps, layout, shift
+        ctx.save_for_backward(x, weight, inv_std)
+        ctx.eps, ctx.layout, ctx.k, ctx.shift = eps, layout, k, shift
         return out.reshape(x.data.shape)
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> tuple:
-        x, weight, xc, inv_std = ctx.saved_tensors
+        x, weight, inv_std = ctx.saved_tensors
         if is_grad_enabled():
             return _backward_differentiable(ctx, g, x, weight)
-        count, shift = ctx.layout[0] * ctx.layout[2], ctx.shift
-        gs, xcs = _channel_view(g.data, ctx.layout), xc.data
+        count, k, shift = ctx.layout[0] * ctx.layout[2], ctx.k, ctx.shift
+        xs = _channel_view(x.data, ctx.layout)
+        gs = _channel_view(g.data, ctx.layout)
         r = inv_std.data
-        dbeta, g_xc = np.zeros(ctx.layout[1]), np.zeros(ctx.layout[1])
-        for rows in _row_blocks(xcs):  # both sums from one read of each block
+        blocks = _row_blocks(xs)
+        scratch = np.empty_like(xs[blocks[0]])
+        dbeta, g_xk = np.zeros(ctx.layout[1]), np.zeros(ctx.layout[1])
+        for rows in blocks:  # pass 1: both sums from one read of each block of g and x
             dbeta += _column_sum(gs[rows])
-            g_xc += _channel_dot(gs[rows], xcs[rows])
-        # sum(g * (x - mu)) with x - mu = xc - shift
-        dgamma = ((g_xc - shift * dbeta) * r).astype(g.data.dtype)
+            g_xk += _channel_dot(gs[rows], np.subtract(xs[rows], k, out=scratch[: rows.stop - rows.start]))
+        # sum(g * (x - mu)) with x - mu = (x - k) - shift
+        dgamma = ((g_xk - shift * dbeta) * r).astype(g.data.dtype)
         dx = None
         if ctx.needs_input_grad[0]:
-            # dx = k*g + a*(xc - shift) + e, with k = gamma*r, a = -k*r*dgamma/n, e = -k*dbeta/n
-            k = weight.data * r
-            a = -k * r * dgamma / count
-            e = -k * dbeta / count - a * shift
-            a_c = _per_channel(a.astype(g.data.dtype), xcs.ndim)
-            k_c = _per_channel(k, xcs.ndim)
-            e_c = _per_channel(e.astype(g.data.dtype), xcs.ndim)
-            dx = np.empty_like(xcs)
-            blocks = _row_blocks(xcs)
-            scratch = np.empty_like(xcs[blocks[0]])
-            for rows in blocks:
-                block = np.multiply(xcs[rows], a_c, out=dx[rows])
-                block += np.multiply(gs[rows], k_c, out=scratch[: rows.stop - rows.start])
+            # dx = kg*g + a*(x - k - shift) + e0, with kg = gamma*r, a = -kg*r*dgamma/n, e0 = -kg*dbeta/n
+            kg = weight.data * r
+            a = -kg * r * dgamma / count
+            e = -kg * dbeta / count - a * shift
+            a_c = _per_channel(a.astype(g.data.dtype), xs.ndim)
+            kg_c = _per_channel(kg, xs.ndim)
+            e_c = _per_channel(e.astype(g.data.dtype), xs.ndim)
+            dx = np.empty_like(xs)
+            for rows in blocks:  # pass 2
+                block = np.subtract(xs[rows], k, out=dx[rows])
+                block *= a_c
+                block += np.multiply(gs[rows], kg_c, out=scratch[: rows.stop - rows.start])
                 block += e_c
             dx = dx.reshape(x.data.shape)
         return dx, dgamma.reshape(weight.data.shape), dbeta.astype(g.data.dtype).reshape(weight.data.shape)
-
-
 
 
 def _backward_differentiable(ctx: Context, g: Tensor, x: Tensor, weight: Tensor) -> tuple:

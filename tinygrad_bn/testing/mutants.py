@@ -122,7 +122,7 @@ class _Parts:
 
 
 def _bn_parts(ctx: Context, g: Tensor, count: int | None = None) -> _Parts:
-    x, weight, xc, inv_std = ctx.saved_tensors
+    x, weight, inv_std = ctx.saved_tensors
     axes = (0,) + tuple(range(2, x.ndim))
     shape = (1, -1) + (1,) * (x.ndim - 2)
     n = ctx.layout[0] * ctx.layout[2] if count is None else count
@@ -131,7 +131,8 @@ def _bn_parts(ctx: Context, g: Tensor, count: int | None = None) -> _Parts:
         r = ((centred * centred).sum(axis=axes, keepdims=True) * (1.0 / n) + ctx.eps) ** -0.5
         return _Parts(g, r, centred * r, weight.reshape(*shape), axes, n)
     r = inv_std.data.reshape(shape)
-    xhat = ((xc.data.reshape(x.shape) - ctx.shift.reshape(shape)) * r).astype(x.dtype)
+    centre = ctx.k.reshape(shape) + ctx.shift.reshape(shape)  # the kernel's mean, k + shift
+    xhat = ((x.data - centre) * r).astype(x.dtype)
     return _Parts(g.data, r, xhat, weight.data.reshape(shape), axes, n)
 
 
@@ -205,7 +206,7 @@ def _with_inv_std(ctx: Context, x: Tensor, bias: Tensor, eps: float, out: np.nda
     out = ((out - b) * (inv_std / right).reshape(shape) + b).astype(out.dtype)
     saved = ctx.saved_tensors  # nothing is saved when no graph is recorded
     if saved:
-        ctx.save_for_backward(*saved[:3], inv_std.astype(x.dtype))
+        ctx.save_for_backward(*saved[:2], inv_std.astype(x.dtype))
     return out
 
 

@@ -74,28 +74,41 @@ def _backward_rows(g, x, gamma, shift, inv_std, dx, dgamma, dbeta, want_dx, r0, 
     """Rows r0:r1: dx (when wanted), and this block's column sums dgamma, dbeta (float64)."""
     m = x.shape[1]
     t = x.dtype.type
-    xhat, dxhat = np.empty(m, x.dtype), np.empty(m, x.dtype)
+    xhat, dxhat = np.empty((4, m), x.dtype), np.empty(m, x.dtype)
     for j in range(m):
         dgamma[j] = 0.0
         dbeta[j] = 0.0
-    for i in range(r0, r1):
-        xi, gi = x[i], g[i]
-        k, sh, r = xi[0], t(shift[i]), t(inv_std[i])
-        for j in range(m):
-            xhat[j] = ((xi[j] - k) - sh) * r
-            dxhat[j] = gi[j] * gamma[j]
-        # A loop of its own: fewer arrays per loop keep numba's overlap checks few
-        # enough for SIMD (measured 6% faster than one loop).
-        for j in range(m):
-            gij = np.float64(gi[j])
-            dgamma[j] += gij * xhat[j]
-            dbeta[j] += gij
-        if want_dx:
-            sum_dxhat, sum_proj = row_sum_and_dot(dxhat, xhat)
-            mean_dxhat, mean_proj = t(sum_dxhat / m), t(sum_proj / m)
-            di = dx[i]
+    for i0 in range(r0, r1, 4):
+        rows = min(4, r1 - i0)
+        for q in range(rows):
+            i = i0 + q
+            xi, gi, xh = x[i], g[i], xhat[q]
+            k, sh, r = xi[0], t(shift[i]), t(inv_std[i])
             for j in range(m):
-                di[j] = r * (dxhat[j] - mean_dxhat - xhat[j] * mean_proj)
+                xh[j] = ((xi[j] - k) - sh) * r
+                dxhat[j] = gi[j] * gamma[j]
+            if want_dx:
+                sum_dxhat, sum_proj = row_sum_and_dot(dxhat, xh)
+                mean_dxhat, mean_proj = t(sum_dxhat / m), t(sum_proj / m)
+                di = dx[i]
+                for j in range(m):
+                    di[j] = r * (dxhat[j] - mean_dxhat - xh[j] * mean_proj)
+        # The column sums four rows per sweep: a quarter of the float64 accumulator
+        # loads and stores, as in the batch-norm statistics tiles.
+        if rows == 4:
+            g0, g1, g2, g3 = g[i0], g[i0 + 1], g[i0 + 2], g[i0 + 3]
+            h0, h1, h2, h3 = xhat[0], xhat[1], xhat[2], xhat[3]
+            for j in range(m):
+                u0, u1, u2, u3 = np.float64(g0[j]), np.float64(g1[j]), np.float64(g2[j]), np.float64(g3[j])
+                dgamma[j] += (u0 * h0[j] + u1 * h1[j]) + (u2 * h2[j] + u3 * h3[j])
+                dbeta[j] += (u0 + u1) + (u2 + u3)
+        else:
+            for q in range(rows):
+                gi, xh = g[i0 + q], xhat[q]
+                for j in range(m):
+                    gij = np.float64(gi[j])
+                    dgamma[j] += gij * xh[j]
+                    dbeta[j] += gij
 
 
 @jit(parallel=True)
