@@ -31,6 +31,7 @@ from numba import prange
 from tinygrad_bn.autograd import Context, Function, is_grad_enabled
 from tinygrad_bn.functional.conv import Window
 from tinygrad_bn.kernels import conv as numpy_kernel
+from tinygrad_bn.kernels.compiled import winograd
 from tinygrad_bn.kernels.compiled._jit import jit, launch, row_sum
 from tinygrad_bn.tensor import Tensor
 
@@ -223,15 +224,18 @@ class NumbaConvFused(Function):
         n, c = xd.shape[:2]
         f = wd.shape[0]
         (oh, ow), geo = window.out, geometry(window)
+        ctx.window, ctx.groups, ctx.has_bias = window, groups, bool(bias)
+        b = np.ascontiguousarray(bias[0].data) if bias else np.zeros(1, dtype=xd.dtype)
+        ctx.winograd = winograd.worth_it(window, groups, c, f)
+        if ctx.winograd:
+            return _winograd_forward(ctx, x, weight, xd, wd, b)
         cols = np.empty((c * window.count, n * oh * ow), dtype=xd.dtype)
         launch(_im2col, xd.nbytes + cols.nbytes, xd, geo, cols)
         w2 = wd.reshape(f, -1)
         y = w2 @ cols if groups == 1 else (_grouped(w2, groups) @ _grouped(cols, groups)).reshape(f, -1)
         out = np.empty((n, f, oh * ow), dtype=xd.dtype)
-        b = np.ascontiguousarray(bias[0].data) if bias else np.zeros(1, dtype=xd.dtype)
         launch(_output, 2 * out.nbytes, y, b, bool(bias), out)
         ctx.save_for_backward(x, weight, cols)
-        ctx.window, ctx.groups, ctx.has_bias = window, groups, bool(bias)
         return out.reshape((n, f, ow) if x.data.ndim == 3 else (n, f, oh, ow))
 
     @staticmethod
@@ -239,6 +243,8 @@ class NumbaConvFused(Function):
         x, weight, cols = ctx.saved_tensors
         if is_grad_enabled():  # create_graph=True: the numpy kernel's Tensor-op formula
             return numpy_kernel._conv_backward_differentiable(ctx, g, x, weight)
+        if ctx.winograd:
+            return _winograd_backward(ctx, g, x, weight, cols)
         groups, window = ctx.groups, ctx.window
         wd = numpy_kernel._as_2d(weight.data)
         gd = np.ascontiguousarray(g.data, dtype=wd.dtype)
@@ -267,3 +273,45 @@ class NumbaConvFused(Function):
         if ctx.has_bias:
             grads += (db.astype(gd.dtype) if ctx.needs_input_grad[2] else None,)
         return grads
+
+
+def _winograd_forward(ctx: Context, x: Tensor, weight: Tensor, xd: np.ndarray, wd: np.ndarray,
+                      bias: np.ndarray) -> np.ndarray:
+    """forward by F(2x2, 3x3) (see winograd.py); saves V and U for backward."""
+    window = ctx.window
+    n, c = xd.shape[:2]
+    f = wd.shape[0]
+    th, tw = winograd.tiles(window)
+    top, left = window.pads[0], window.pads[2]
+    v = np.empty((16, c, n * th * tw), dtype=xd.dtype)
+    launch(winograd.input_transform, xd.nbytes + v.nbytes, xd, top, left, th, tw, v)
+    u = winograd.filter_transform(wd)
+    m = u @ v  # 16 products (F, C) @ (C, T)
+    out = np.empty((n, f) + window.out, dtype=xd.dtype)
+    launch(winograd.output_transform, m.nbytes + out.nbytes, m, bias, ctx.has_bias, th, tw, out)
+    ctx.save_for_backward(x, weight, v)
+    ctx.u = u
+    return out
+
+
+def _winograd_backward(ctx: Context, g: Tensor, x: Tensor, weight: Tensor, v: Tensor) -> tuple:
+    """dx, dw, db by the adjoint of F(2x2, 3x3) (see winograd.py)."""
+    window, u, vd = ctx.window, ctx.u, v.data
+    gd = np.ascontiguousarray(g.data, dtype=vd.dtype)
+    n, f = gd.shape[:2]
+    th, tw = winograd.tiles(window)
+    e = np.empty((16, f, vd.shape[2]), dtype=vd.dtype)
+    db_parts = np.empty((n, f))
+    launch(winograd.grad_transform, gd.nbytes + e.nbytes, gd, th, tw, e, db_parts)
+    need_x, need_w = ctx.needs_input_grad[:2]
+    dx = dw = None
+    if need_x:
+        dv = u.transpose(0, 2, 1) @ e  # 16 products (C, F) @ (F, T)
+        dx = np.empty(x.data.shape, dtype=vd.dtype)
+        launch(winograd.dx_transform, dv.nbytes + dx.nbytes, dv, window.pads[0], window.pads[2], th, tw, dx)
+    if need_w:
+        dw = winograd.filter_gradient(e @ vd.transpose(0, 2, 1)).reshape(weight.data.shape)
+    grads = (dx, dw)
+    if ctx.has_bias:
+        grads += (db_parts.sum(axis=0).astype(vd.dtype) if ctx.needs_input_grad[2] else None,)
+    return grads
