@@ -71,54 +71,71 @@ def filter_gradient(du: np.ndarray) -> np.ndarray:
 
 
 # Every transform works on whole tile rows: one loop over the tiles of a row per
-# matrix entry, so the loops run as SIMD lanes. Planes are staged in local
-# zero-bordered buffers (no bounds tests), and all indexing is into flat arrays
-# with unsigned offsets: a view per row costs a reference count update, and a
-# signed index a negative-index test, each of which made these loops 3-5x slower.
-# (numba turns int64 mixed with uint64 into float64: every constant is a uint64.)
+# matrix entry. Tile b of a row covers columns 2b .. 2b+3, so planes are staged in
+# local buffers split into even and odd columns (column 2b+k is even[b + k//2] or
+# odd[b + k//2]): every loop is then unit-stride and runs as SIMD lanes (with
+# stride-2 access the first versions ran at one element per cycle, 5x slower).
+# Indexing is into flat arrays with unsigned offsets: a signed index costs a
+# negative-index test per access. numba turns int64 mixed with uint64 into
+# float64, so every constant in the index arithmetic is a uint64.
 _0, _1, _2, _3, _4 = (np.uint64(k) for k in range(5))
 
 
 @jit
+def _split_columns(src, rows, cols, top, left, even, odd, span):
+    """Copy src (rows, cols) to even/odd buffers (span columns each) at (top, left), by column parity."""
+    for h in range(rows):
+        to = np.uint64((top + h) * span)
+        row = src[h]
+        for k in range(cols):
+            col = left + k
+            if col % 2 == 0:
+                even[to + np.uint64(col // 2)] = row[k]
+            else:
+                odd[to + np.uint64(col // 2)] = row[k]
+
+
+@jit
 def _input_task(x, top, left, th, tw, v, t):
-    """Task t = (n, c): V[:, c, tiles of n] = Bᵀ d B of each 4x4 patch (zeros outside the input)."""
+    """Task t = (n, c): V[:, c, tiles of n] = Bᵀ d B of each 4x4 patch (zeros outside the input).
+
+    The patches' 16 elements are first gathered into 16 rows of all the plane's
+    tiles, so the transform is 32 unit-stride loops over every tile at once
+    (loops over one row of 8 tiles were too short to gain from SIMD).
+    """
     n_all, channels, height, width = x.shape
     c, n = t // n_all, t % n_all  # channel-major: V's rows fill in order
     rows, cols = min(height, 2 * th + 2 - top), min(width, 2 * tw + 2 - left)
-    u_th, u_tw, u_top, u_left = np.uint64(th), np.uint64(tw), np.uint64(top), np.uint64(left)
-    span = _2 * u_tw + _2
-    padded = np.zeros((2 * th + 2) * (2 * tw + 2), dtype=x.dtype)
-    xf, vf = x.reshape(-1), v.reshape(-1)
-    plane = np.uint64((n * channels + c) * height * width)
-    u_width = np.uint64(width)
-    for h in range(np.uint64(rows)):
-        to, at = (u_top + h) * span + u_left, plane + h * u_width
-        for k in range(np.uint64(cols)):
-            padded[to + k] = xf[at + k]
-    r = np.empty(4 * (2 * tw + 2), dtype=x.dtype)
-    r1, r2, r3 = span, _2 * span, _3 * span
+    padded = np.zeros((2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    padded[top:top + rows, left:left + cols] = x[n, c, :rows, :cols]
+    count = np.uint64(th * tw)
+    d = np.empty((16, th * tw), dtype=x.dtype)
+    for i in range(4):
+        for j in range(4):
+            di = d[4 * i + j]
+            for a in range(th):
+                for b in range(tw):
+                    di[a * tw + b] = padded[2 * a + i, 2 * b + j]
+    df = d.reshape(-1)
+    r = np.empty(16 * th * tw, dtype=x.dtype)
+    for j in range(_4):  # r = Bᵀ d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
+        o0, o1, o2, o3 = j * count, (_4 + j) * count, (np.uint64(8) + j) * count, (np.uint64(12) + j) * count
+        for k in range(count):
+            d0, d1, d2, d3 = df[o0 + k], df[o1 + k], df[o2 + k], df[o3 + k]
+            r[o0 + k], r[o1 + k], r[o2 + k], r[o3 + k] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
+    vf = v.reshape(-1)
     tiles_all = np.uint64(v.shape[2])
     stride = np.uint64(channels) * tiles_all  # from one xi to the next in V
-    start = np.uint64(c) * tiles_all + np.uint64(n) * u_th * u_tw
-    for a in range(u_th):
-        row = _2 * a * span
-        for k in range(span):  # r = Bᵀ d, for every column at once
-            d0, d1 = padded[row + k], padded[row + span + k]
-            d2, d3 = padded[row + r2 + k], padded[row + r3 + k]
-            r[k] = d0 - d2
-            r[r1 + k] = d1 + d2
-            r[r2 + k] = d2 - d1
-            r[r3 + k] = d1 - d3
-        at = start + a * u_tw
-        for i in range(_4):  # V = r B, for every tile of the row at once
-            ri = i * span
-            o = at + _4 * i * stride
-            for b in range(u_tw):
-                q = ri + _2 * b
-                vf[o + b] = r[q] - r[q + _2]
-                vf[o + stride + b] = r[q + _1] + r[q + _2]
-                vf[o + _2 * stride + b] = r[q + _2] - r[q + _1]
-                vf[o + _3 * stride + b] = r[q + _1] - r[q + _3]
+    start = np.uint64(c) * tiles_all + np.uint64(n) * count
+    for i in range(_4):  # V = r B: columns c0 - c2, c1 + c2, c2 - c1, c1 - c3
+        ri = _4 * i * count
+        o = start + _4 * i * stride
+        for k in range(count):
+            c0, c1, c2, c3 = r[ri + k], r[ri + count + k], r[ri + _2 * count + k], r[ri + _3 * count + k]
+            vf[o + k] = c0 - c2
+            vf[o + stride + k] = c1 + c2
+            vf[o + _2 * stride + k] = c2 - c1
+            vf[o + _3 * stride + k] = c1 - c3
 
 
 @jit(parallel=True)
@@ -181,37 +198,49 @@ def output_transform(m, bias, has_bias, th, tw, out, threaded):
 
 @jit
 def _grad_task(g, th, tw, e, db, t):
-    """Task t = (n, f): E[:, f, tiles of n] = A e Aᵀ of each 2x2 tile of g (zeros past OH, OW); db part."""
+    """Task t = (n, f): E[:, f, tiles of n] = A e Aᵀ of each 2x2 tile of g (zeros past OH, OW); db part.
+
+    Gathered first into 4 rows of all the plane's tiles, as in `_input_task`.
+    """
     n_all, filters, oh, ow = g.shape
-    f, n = t // n_all, t % n_all  # filter-major: rows of M / E in order
-    padded2 = np.zeros((2 * th, 2 * tw), dtype=g.dtype)
-    padded2[:oh, :ow] = g[n, f]
-    padded = padded2.reshape(-1)
-    db[n, f] = row_sum(padded)  # float64; the padding adds zeros
-    u_th, u_tw = np.uint64(th), np.uint64(tw)
-    span = _2 * u_tw
-    s = np.empty(8 * tw, dtype=g.dtype)  # (4, 2 tw)
+    f, n = t // n_all, t % n_all  # filter-major: rows of E fill in order
+    plane = g[n, f]
+    total = 0.0
+    for p in range(oh):
+        total += row_sum(plane[p])
+    db[n, f] = total  # float64
+    padded = np.zeros((2 * th, 2 * tw), dtype=g.dtype)
+    padded[:oh, :ow] = plane
+    count = np.uint64(th * tw)
+    q = np.empty((4, th * tw), dtype=g.dtype)
+    for i in range(2):
+        for j in range(2):
+            qi = q[2 * i + j]
+            for a in range(th):
+                for b in range(tw):
+                    qi[a * tw + b] = padded[2 * a + i, 2 * b + j]
+    qf = q.reshape(-1)
+    s = np.empty(8 * th * tw, dtype=g.dtype)  # s = A e: (4 rows, 2 columns)
+    for j in range(_2):  # rows e0, e0 + e1, e0 - e1, -e1
+        o0, o1 = j * count, (_2 + j) * count
+        for k in range(count):
+            g0, g1 = qf[o0 + k], qf[o1 + k]
+            s[j * count + k] = g0
+            s[(_2 + j) * count + k] = g0 + g1
+            s[(_4 + j) * count + k] = g0 - g1
+            s[(np.uint64(6) + j) * count + k] = -g1
     ef = e.reshape(-1)
     tiles_all = np.uint64(e.shape[2])
     stride = np.uint64(filters) * tiles_all
-    start = np.uint64(f) * tiles_all + np.uint64(n) * u_th * u_tw
-    for a in range(u_th):
-        row = _2 * a * span
-        for k in range(span):  # s = A e: rows e0, e0 + e1, e0 - e1, -e1
-            g0, g1 = padded[row + k], padded[row + span + k]
-            s[k] = g0
-            s[span + k] = g0 + g1
-            s[_2 * span + k] = g0 - g1
-            s[_3 * span + k] = -g1
-        at = start + a * u_tw
-        for i in range(_4):  # E = s Aᵀ
-            si, o = i * span, at + _4 * i * stride
-            for b in range(u_tw):
-                x0, x1 = s[si + _2 * b], s[si + _2 * b + _1]
-                ef[o + b] = x0
-                ef[o + stride + b] = x0 + x1
-                ef[o + _2 * stride + b] = x0 - x1
-                ef[o + _3 * stride + b] = -x1
+    start = np.uint64(f) * tiles_all + np.uint64(n) * count
+    for i in range(_4):  # E = s Aᵀ: columns x0, x0 + x1, x0 - x1, -x1
+        si, o = _2 * i * count, start + _4 * i * stride
+        for k in range(count):
+            x0, x1 = s[si + k], s[si + count + k]
+            ef[o + k] = x0
+            ef[o + stride + k] = x0 + x1
+            ef[o + _2 * stride + k] = x0 - x1
+            ef[o + _3 * stride + k] = -x1
 
 
 @jit(parallel=True)
@@ -230,41 +259,54 @@ def grad_transform(g, th, tw, e, db, threaded):
 def _dx_task(dv, top, left, th, tw, dx, t):
     """Task t = (n, c): dx[n, c] = Σ over tiles of B dV Bᵀ inside the input, added tile row by tile row."""
     n_all, channels, height, width = dx.shape
-    c, n = t // n_all, t % n_all  # channel-major: V's rows fill in order
+    c, n = t // n_all, t % n_all  # channel-major: dV's rows are read in order
     u_th, u_tw = np.uint64(th), np.uint64(tw)
-    span = _2 * u_tw + _2
-    acc2 = np.zeros((2 * th + 2, 2 * tw + 2), dtype=dx.dtype)
-    acc = acc2.reshape(-1)
-    r = np.zeros(4 * (2 * tw + 2), dtype=dx.dtype)
+    span = u_tw + _1
+    acc_even = np.zeros((2 * th + 2) * (tw + 1), dtype=dx.dtype)
+    acc_odd = np.zeros((2 * th + 2) * (tw + 1), dtype=dx.dtype)
+    re = np.empty(4 * (tw + 1), dtype=dx.dtype)  # r = dV B of one tile row, even columns
+    ro = np.empty(4 * (tw + 1), dtype=dx.dtype)
     df = dv.reshape(-1)
     tiles_all = np.uint64(dv.shape[2])
     stride = np.uint64(channels) * tiles_all
     start = np.uint64(c) * tiles_all + np.uint64(n) * u_th * u_tw
     for a in range(u_th):
         at = start + a * u_tw
-        r[:] = 0
-        for i in range(_4):  # r = dV B: the adjoint of · B; the tiles of a row overlap by 2 columns
+        re[:] = 0
+        ro[:] = 0
+        for i in range(_4):  # r = dV B (the adjoint of · B); neighbouring tiles share 2 columns
             ri, o = i * span, at + _4 * i * stride
             # One sweep per column offset: inside a sweep no two tiles touch the same column.
-            for b in range(u_tw):
-                r[ri + _2 * b] += df[o + b]
-            for b in range(u_tw):
-                r[ri + _2 * b + _2] += df[o + stride + b] + df[o + _2 * stride + b] - df[o + b]
-            for b in range(u_tw):
-                r[ri + _2 * b + _1] += df[o + stride + b] - df[o + _2 * stride + b] + df[o + _3 * stride + b]
-            for b in range(u_tw):
-                r[ri + _2 * b + _3] -= df[o + _3 * stride + b]
+            for b in range(u_tw):  # column 2b
+                re[ri + b] += df[o + b]
+            for b in range(u_tw):  # column 2b + 2
+                re[ri + b + _1] += df[o + stride + b] + df[o + _2 * stride + b] - df[o + b]
+            for b in range(u_tw):  # column 2b + 1
+                ro[ri + b] += df[o + stride + b] - df[o + _2 * stride + b] + df[o + _3 * stride + b]
+            for b in range(u_tw):  # column 2b + 3
+                ro[ri + b + _1] -= df[o + _3 * stride + b]
         row = _2 * a * span
         for k in range(span):  # B r: rows r0, r1 - r2 + r3, r1 + r2 - r0, -r3
-            y0, y1, y2, y3 = r[k], r[span + k], r[_2 * span + k], r[_3 * span + k]
-            acc[row + k] += y0
-            acc[row + span + k] += y1 - y2 + y3
-            acc[row + _2 * span + k] += y1 + y2 - y0
-            acc[row + _3 * span + k] -= y3
-    rows, cols = min(height, 2 * th + 2 - top), min(width, 2 * tw + 2 - left)
+            y0, y1, y2, y3 = re[k], re[span + k], re[_2 * span + k], re[_3 * span + k]
+            acc_even[row + k] += y0
+            acc_even[row + span + k] += y1 - y2 + y3
+            acc_even[row + _2 * span + k] += y1 + y2 - y0
+            acc_even[row + _3 * span + k] -= y3
+        for k in range(span):
+            y0, y1, y2, y3 = ro[k], ro[span + k], ro[_2 * span + k], ro[_3 * span + k]
+            acc_odd[row + k] += y0
+            acc_odd[row + span + k] += y1 - y2 + y3
+            acc_odd[row + _2 * span + k] += y1 + y2 - y0
+            acc_odd[row + _3 * span + k] -= y3
     plane = dx[n, c]
     plane[:, :] = 0
-    plane[:rows, :cols] = acc2[top:top + rows, left:left + cols]
+    rows, cols = min(height, 2 * th + 2 - top), min(width, 2 * tw + 2 - left)
+    for h in range(rows):
+        at = (top + h) * (tw + 1)
+        out = plane[h]
+        for k in range(cols):
+            col = left + k
+            out[k] = acc_even[at + col // 2] if col % 2 == 0 else acc_odd[at + col // 2]
 
 
 @jit(parallel=True)
