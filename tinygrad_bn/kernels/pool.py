@@ -143,7 +143,7 @@ class MaxPool2dFused(Function):
 
 
 def max_backward_differentiable(g: Tensor, flat: np.ndarray, window: Window, in_shape: tuple) -> Tensor:
-    """The scatter of g to the chosen flat positions `flat` (P, OH, OW), as a primitive: differentiable in g."""
+    """g scattered to the chosen flat positions `flat` (P, OH, OW) by a primitive: differentiable in g."""
     planes = flat.shape[0]
     h, w = window.size
     empty = empty_windows(window)

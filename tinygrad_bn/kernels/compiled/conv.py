@@ -260,7 +260,8 @@ class NumbaConvFused(Function):
             if groups == 1:
                 dcols = w2.T @ gy
             else:
-                dcols = (_grouped(w2, groups).transpose(0, 2, 1) @ _grouped(gy, groups)).reshape(-1, gy.shape[1])
+                dcols = _grouped(w2, groups).transpose(0, 2, 1) @ _grouped(gy, groups)
+                dcols = dcols.reshape(-1, gy.shape[1])
             x4 = numpy_kernel._as_2d(x.data)
             dx4 = np.empty(x4.shape, dtype=gd.dtype)
             launch(_col2im, dcols.nbytes + dx4.nbytes, dcols, geometry(window), dx4)
