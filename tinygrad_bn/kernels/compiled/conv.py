@@ -1,24 +1,28 @@
-"""NumbaConvFused: tinygrad_bn.kernels.conv's im2col convolution with its gathers as compiled loops.
+"""NumbaConvFused: tinygrad_bn.kernels.conv's convolution with compiled gathers around BLAS products.
 
-The maths, notation and layout are the numpy kernel's docstring: X (K, N*L)
-from im2col, one matrix product per group for the output, dW and dX, col2im for
-dx. The matrix products stay in BLAS (numpy's matmul), which no loop written
-here could match; what numba replaces is everything around them, each a single
-pass that numpy needed two or three for:
+The maths and notation are the numpy kernel's docstring. Two paths:
 
-    forward    im2col: read x once, write X (zeros for the padding written
-               in the same pass, no padded copy of x);
-               Y (F, N*L) -> output (N, F, L) and + bias: one pass
-    backward   g (N, F, L) -> G_y (F, N*L) and db (float64 row sums): one pass;
-               col2im: read dX once, write dx once (each (n, c) plane
-               accumulates its kh*kw slabs while it sits in cache, no padded
-               buffer and no cropping copy)
+- 3x3 filters, stride 1, dilation 1, one group and enough channels: Winograd's
+  F(2x2, 3x3) (winograd.py), 2.25x fewer multiplications in the products.
+- everything else: im2col as in the numpy kernel, but laid out per example,
+  X (N, K, L), so that the products are one (F, K) @ (K, L) per example (for
+  few input channels K is small, and these ran 1.7x faster than one
+  (F, K) @ (K, N*L) product) and their results already have the output's
+  layout (N, F, L), as g has:
 
-Determinism: the loops only copy, except col2im's adds and db's sums, which
-run in a fixed order inside one task (one (n, c) plane, one filter). Threads
-only decide who runs a task, so results are bit-identical for any numba thread
-count (tests/test_compiled_conv.py checks it). The matrix products are numpy's,
-as in the numpy kernel.
+    forward    im2col: read x once, write X (the padding's zeros written in the
+               same pass, no padded copy of x); Y = W @ X[n]; + bias in place
+    backward   dX[n] = Wᵀ @ g[n] straight from g (no transposed copy);
+               col2im: read dX once, write dx once (each (n, c) plane adds its
+               kh*kw slabs while it sits in cache, no padded buffer, no crop);
+               dW = Σ_n g[n] @ X[n]ᵀ (the N parts summed in float64, in order);
+               db in float64 from one read of g
+
+The matrix products are numpy's matmul (BLAS), which no loop written here
+could match. Determinism: the loops only copy, except col2im's adds and the
+sums, which run in a fixed order inside one task (one (n, c) plane, one filter).
+Threads only decide who runs a task, so results are bit-identical for any numba
+thread count (tests/test_compiled_conv.py checks it).
 
 Double backward (create_graph=True) uses the numpy kernel's Tensor-op formula.
 """
@@ -61,7 +65,7 @@ def unpack(geo):
 
 @jit
 def _im2col_task(x, geo, cols, t):
-    """Task t = (row r = (c, i, j), example n): cols[r, n*L:(n+1)*L] = that kernel element's reads.
+    """Task t = (example n, row r = (c, i, j)): cols[n, r] = that kernel element's reads (L of them).
 
     Flat arrays and unsigned offsets: numba's negative-index check on signed
     indices, and a view per output row, made the first version 6x slower than
@@ -69,13 +73,14 @@ def _im2col_task(x, geo, cols, t):
     """
     kh, kw, sh, sw, dh, dw, top, left, oh, ow = unpack(geo)
     n_all, channels, height, width = x.shape
-    r, n = t // n_all, t % n_all
+    rows = channels * kh * kw
+    n, r = t // rows, t % rows
     c, ij = r // (kh * kw), r % (kh * kw)
     i, j = ij // kw, ij % kw
     length = oh * ow
     dst = cols.reshape(-1)
     src = x.reshape(-1)
-    base = np.uint64(r * n_all * length + n * length)
+    base = np.uint64(t * length)
     plane = np.uint64((n * channels + c) * height * width)
     w0 = j * dw - left
     q_lo, q_hi = inside(w0, sw, ow, width)
@@ -100,7 +105,7 @@ def _im2col_task(x, geo, cols, t):
 
 @jit(parallel=True)
 def _im2col(x, geo, cols, threaded):
-    tasks = cols.shape[0] * x.shape[0]
+    tasks = cols.shape[0] * cols.shape[1]
     if threaded:
         for t in prange(tasks):
             _im2col_task(x, geo, cols, t)
@@ -131,7 +136,7 @@ def _col2im_task(dcols, geo, dx, t):
         for j in range(kw):
             w0 = j * dw - left
             q_lo, q_hi = inside(w0, sw, ow, width)
-            slab = np.uint64((((c * kh + i) * kw + j) * n_all + n) * length + q_lo)
+            slab = np.uint64(((n * channels + c) * kh * kw + i * kw + j) * length + q_lo)
             for p in range(p_lo, p_hi):
                 at = plane + np.uint64((p * sh + i * dh - top) * width + q_lo * sw + w0)  # >= 0
                 row = slab + np.uint64(p * ow)
@@ -150,63 +155,53 @@ def _col2im(dcols, geo, dx, threaded):
             _col2im_task(dcols, geo, dx, t)
 
 
-# ---------------------------------------------------------------- layout changes around the products
+# ---------------------------------------------------------------- bias
 
 
 @jit
-def _output_task(y, bias, has_bias, out, t):
-    """Task t = (n, f): out[n, f] = Y[f, n*L:(n+1)*L] (+ b[f])."""
-    filters, length = out.shape[1], out.shape[2]
-    n, f = t // filters, t % filters
-    src, dst = y[f, n * length:(n + 1) * length], out[n, f]
-    if has_bias:
-        b = bias[f]
-        for q in range(length):
-            dst[q] = src[q] + b
-    else:
-        dst[:] = src
+def _add_bias_task(out, bias, t):
+    """Task t = (n, f): out[n, f] += b[f]."""
+    row, b = out[t // out.shape[1], t % out.shape[1]], bias[t % out.shape[1]]
+    for q in range(row.shape[0]):
+        row[q] += b
 
 
 @jit(parallel=True)
-def _output(y, bias, has_bias, out, threaded):
+def _add_bias(out, bias, threaded):
     tasks = out.shape[0] * out.shape[1]
     if threaded:
         for t in prange(tasks):
-            _output_task(y, bias, has_bias, out, t)
+            _add_bias_task(out, bias, t)
     else:
         for t in range(tasks):
-            _output_task(y, bias, has_bias, out, t)
+            _add_bias_task(out, bias, t)
 
 
 @jit
-def _grad_rows_task(g, gy, db, f):
-    """Task f: G_y[f] = g[:, f] laid end to end, and db[f] = their sum (float64, examples in order)."""
-    n_all, length = g.shape[0], g.shape[2]
-    dst = gy[f]
+def _bias_grad_task(g, db, f):
+    """db[f] = the sum of g[:, f] (float64, examples in order)."""
     total = 0.0
-    for n in range(n_all):
-        src = g[n, f]
-        dst[n * length:(n + 1) * length] = src
-        total += row_sum(src)
+    for n in range(g.shape[0]):
+        total += row_sum(g[n, f])
     db[f] = total
 
 
 @jit(parallel=True)
-def _grad_rows(g, gy, db, threaded):
+def _bias_grad(g, db, threaded):
     if threaded:
         for f in prange(g.shape[1]):
-            _grad_rows_task(g, gy, db, f)
+            _bias_grad_task(g, db, f)
     else:
         for f in range(g.shape[1]):
-            _grad_rows_task(g, gy, db, f)
+            _bias_grad_task(g, db, f)
 
 
 # ---------------------------------------------------------------- the Function
 
 
 def _grouped(a: np.ndarray, groups: int) -> np.ndarray:
-    """(rows, cols) as (groups, rows / groups, cols): a view."""
-    return a.reshape(groups, a.shape[0] // groups, a.shape[1])
+    """(..., rows, cols) as (..., groups, rows / groups, cols): a view."""
+    return a.reshape(a.shape[:-2] + (groups, a.shape[-2] // groups, a.shape[-1]))
 
 
 class NumbaConvFused(Function):
@@ -225,17 +220,21 @@ class NumbaConvFused(Function):
         f = wd.shape[0]
         (oh, ow), geo = window.out, geometry(window)
         ctx.window, ctx.groups, ctx.has_bias = window, groups, bool(bias)
-        b = np.ascontiguousarray(bias[0].data) if bias else np.zeros(1, dtype=xd.dtype)
+        b = np.ascontiguousarray(bias[0].data) if bias else None
         ctx.winograd = winograd.worth_it(window, groups, c, f)
         if ctx.winograd:
-            return _winograd_forward(ctx, x, weight, xd, wd, b)
-        cols = np.empty((c * window.count, n * oh * ow), dtype=xd.dtype)
-        launch(_im2col, xd.nbytes + cols.nbytes, xd, geo, cols)
-        w2 = wd.reshape(f, -1)
-        y = w2 @ cols if groups == 1 else (_grouped(w2, groups) @ _grouped(cols, groups)).reshape(f, -1)
-        out = np.empty((n, f, oh * ow), dtype=xd.dtype)
-        launch(_output, 2 * out.nbytes, y, b, bool(bias), out)
-        ctx.save_for_backward(x, weight, cols)
+            out = _winograd_forward(ctx, x, weight, xd, wd, b)
+        else:
+            cols = np.empty((n, c * window.count, oh * ow), dtype=xd.dtype)
+            launch(_im2col, xd.nbytes + cols.nbytes, xd, geo, cols)
+            w2 = wd.reshape(f, -1)
+            if groups == 1:
+                out = w2 @ cols  # (N, F, L): one product per example, already the output's layout
+            else:
+                out = (_grouped(w2, groups) @ _grouped(cols, groups)).reshape(n, f, -1)
+            if b is not None:
+                launch(_add_bias, 2 * out.nbytes, out, b)
+            ctx.save_for_backward(x, weight, cols)
         return out.reshape((n, f, ow) if x.data.ndim == 3 else (n, f, oh, ow))
 
     @staticmethod
@@ -247,37 +246,43 @@ class NumbaConvFused(Function):
             return _winograd_backward(ctx, g, x, weight, cols)
         groups, window = ctx.groups, ctx.window
         wd = numpy_kernel._as_2d(weight.data)
+        f = wd.shape[0]
         gd = np.ascontiguousarray(g.data, dtype=wd.dtype)
-        n, f = gd.shape[:2]
-        gd = gd.reshape(n, f, -1)
-        gy = np.empty((f, gd.shape[0] * gd.shape[2]), dtype=gd.dtype)
-        db = np.empty(f)
-        launch(_grad_rows, 2 * gd.nbytes, gd, gy, db)
+        gd = gd.reshape(gd.shape[0], f, -1)  # (N, F, L)
         need_x, need_w = ctx.needs_input_grad[:2]
         dx = dw = None
         w2 = wd.reshape(f, -1)
         if need_x:
             if groups == 1:
-                dcols = w2.T @ gy
+                dcols = w2.T @ gd  # (N, K, L)
             else:
-                dcols = _grouped(w2, groups).transpose(0, 2, 1) @ _grouped(gy, groups)
-                dcols = dcols.reshape(-1, gy.shape[1])
+                dcols = _grouped(w2, groups).transpose(0, 2, 1) @ _grouped(gd, groups)
+                dcols = dcols.reshape(gd.shape[0], -1, gd.shape[2])
             x4 = numpy_kernel._as_2d(x.data)
             dx4 = np.empty(x4.shape, dtype=gd.dtype)
             launch(_col2im, dcols.nbytes + dx4.nbytes, dcols, geometry(window), dx4)
             dx = dx4.reshape(x.data.shape)
         if need_w:
             cd = cols.data
-            dw = gy @ cd.T if groups == 1 else _grouped(gy, groups) @ _grouped(cd, groups).transpose(0, 2, 1)
-            dw = dw.reshape(weight.data.shape)
+            if groups == 1:
+                parts = gd @ cd.transpose(0, 2, 1)  # (N, F, K): one product per example
+            else:
+                parts = _grouped(gd, groups) @ _grouped(cd, groups).transpose(0, 1, 3, 2)
+            # summed over examples in float64, in order: no dependence on BLAS's blocking
+            dw = parts.sum(axis=0, dtype=np.float64).astype(gd.dtype).reshape(weight.data.shape)
         grads = (dx, dw)
         if ctx.has_bias:
-            grads += (db.astype(gd.dtype) if ctx.needs_input_grad[2] else None,)
+            db = None
+            if ctx.needs_input_grad[2]:
+                db = np.empty(f)
+                launch(_bias_grad, gd.nbytes, gd, db)
+                db = db.astype(gd.dtype)
+            grads += (db,)
         return grads
 
 
 def _winograd_forward(ctx: Context, x: Tensor, weight: Tensor, xd: np.ndarray, wd: np.ndarray,
-                      bias: np.ndarray) -> np.ndarray:
+                      bias: np.ndarray | None) -> np.ndarray:
     """forward by F(2x2, 3x3) (see winograd.py); saves V and U for backward."""
     window = ctx.window
     n, c = xd.shape[:2]
@@ -289,7 +294,8 @@ def _winograd_forward(ctx: Context, x: Tensor, weight: Tensor, xd: np.ndarray, w
     u = winograd.filter_transform(wd)
     m = u @ v  # 16 products (F, C) @ (C, T)
     out = np.empty((n, f) + window.out, dtype=xd.dtype)
-    launch(winograd.output_transform, m.nbytes + out.nbytes, m, bias, ctx.has_bias, th, tw, out)
+    b = bias if bias is not None else np.zeros(1, dtype=xd.dtype)
+    launch(winograd.output_transform, m.nbytes + out.nbytes, m, b, bias is not None, th, tw, out)
     ctx.save_for_backward(x, weight, v)
     ctx.u = u
     return out
