@@ -290,12 +290,12 @@ def _winograd_forward(ctx: Context, x: Tensor, weight: Tensor, xd: np.ndarray, w
     th, tw = winograd.tiles(window)
     top, left = window.pads[0], window.pads[2]
     v = np.empty((16, c, n * th * tw), dtype=xd.dtype)
-    launch(winograd.input_transform, xd.nbytes + v.nbytes, xd, top, left, th, tw, v)
+    winograd.input_transform(xd, top, left, th, tw, v)
     u = winograd.filter_transform(wd)
     m = u @ v  # 16 products (F, C) @ (C, T)
     out = np.empty((n, f) + window.out, dtype=xd.dtype)
     b = bias if bias is not None else np.zeros(1, dtype=xd.dtype)
-    launch(winograd.output_transform, m.nbytes + out.nbytes, m, b, bias is not None, th, tw, out)
+    winograd.output_transform(m, b, bias is not None, th, tw, out)
     ctx.save_for_backward(x, weight, v)
     ctx.u = u
     return out
@@ -309,13 +309,13 @@ def _winograd_backward(ctx: Context, g: Tensor, x: Tensor, weight: Tensor, v: Te
     th, tw = winograd.tiles(window)
     e = np.empty((16, f, vd.shape[2]), dtype=vd.dtype)
     db_parts = np.empty((n, f))
-    launch(winograd.grad_transform, gd.nbytes + e.nbytes, gd, th, tw, e, db_parts)
+    winograd.grad_transform(gd, th, tw, e, db_parts)
     need_x, need_w = ctx.needs_input_grad[:2]
     dx = dw = None
     if need_x:
         dv = u.transpose(0, 2, 1) @ e  # 16 products (C, F) @ (F, T)
         dx = np.empty(x.data.shape, dtype=vd.dtype)
-        launch(winograd.dx_transform, dv.nbytes + dx.nbytes, dv, window.pads[0], window.pads[2], th, tw, dx)
+        winograd.dx_transform(dv, window.pads[0], window.pads[2], th, tw, dx)
     if need_w:
         dw = winograd.filter_gradient(e @ vd.transpose(0, 2, 1)).reshape(weight.data.shape)
     grads = (dx, dw)

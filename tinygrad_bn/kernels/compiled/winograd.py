@@ -23,15 +23,16 @@ With E = A e Aᵀ the 4x4 spread of each 2x2 output-gradient tile e:
     db   = Σ e
 
 Output positions past OH, OW (odd sizes) get zero gradient, and patch elements
-outside the input read zero and pass nothing back. Every loop here is a task
-per (n, c) or (n, f) plane with a fixed order inside, so results do not depend
-on the thread count; the products are numpy's matmul, as in im2col.
+outside the input read zero and pass nothing back. The transforms run serially,
+one (n, c) or (n, f) plane at a time: threaded, they ran slower (23.6 ms against
+16.6 for the layer in bench_conv.py) while numpy's two BLAS threads spin after
+each product, and each parallel version added about 5 s to the first call's
+compile time. The products are numpy's matmul, as in im2col.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from tinygrad_bn.functional.conv import Window
 from tinygrad_bn.kernels.compiled._jit import jit, row_sum
@@ -145,16 +146,11 @@ def _input_task(x, top, left, th, tw, v, t):
             vf[o + _3 * stride + k] = c1 - c3
 
 
-@jit(parallel=True)
-def input_transform(x, top, left, th, tw, v, threaded):
+@jit
+def input_transform(x, top, left, th, tw, v):
     """V (16, C, T) of an (N, C, H, W) input."""
-    tasks = x.shape[0] * x.shape[1]
-    if threaded:
-        for t in prange(tasks):
-            _input_task(x, top, left, th, tw, v, t)
-    else:
-        for t in range(tasks):
-            _input_task(x, top, left, th, tw, v, t)
+    for t in range(x.shape[0] * x.shape[1]):
+        _input_task(x, top, left, th, tw, v, t)
 
 
 @jit
@@ -191,16 +187,11 @@ def _output_task(m, bias, has_bias, th, tw, out, t):
     out[n, f] = full.reshape(2 * th, 2 * tw)[:oh, :ow]
 
 
-@jit(parallel=True)
-def output_transform(m, bias, has_bias, th, tw, out, threaded):
+@jit
+def output_transform(m, bias, has_bias, th, tw, out):
     """out (N, F, OH, OW) from M (16, F, T), plus the bias."""
-    tasks = out.shape[0] * out.shape[1]
-    if threaded:
-        for t in prange(tasks):
-            _output_task(m, bias, has_bias, th, tw, out, t)
-    else:
-        for t in range(tasks):
-            _output_task(m, bias, has_bias, th, tw, out, t)
+    for t in range(out.shape[0] * out.shape[1]):
+        _output_task(m, bias, has_bias, th, tw, out, t)
 
 
 @jit
@@ -250,16 +241,11 @@ def _grad_task(g, th, tw, e, db, t):
             ef[o + _3 * stride + k] = -x1
 
 
-@jit(parallel=True)
-def grad_transform(g, th, tw, e, db, threaded):
+@jit
+def grad_transform(g, th, tw, e, db):
     """E (16, F, T) from g (N, F, OH, OW), and db's per-example parts (N, F) in float64."""
-    tasks = g.shape[0] * g.shape[1]
-    if threaded:
-        for t in prange(tasks):
-            _grad_task(g, th, tw, e, db, t)
-    else:
-        for t in range(tasks):
-            _grad_task(g, th, tw, e, db, t)
+    for t in range(g.shape[0] * g.shape[1]):
+        _grad_task(g, th, tw, e, db, t)
 
 
 @jit
@@ -316,13 +302,8 @@ def _dx_task(dv, top, left, th, tw, dx, t):
             out[k] = acc_even[at + col // 2] if col % 2 == 0 else acc_odd[at + col // 2]
 
 
-@jit(parallel=True)
-def dx_transform(dv, top, left, th, tw, dx, threaded):
+@jit
+def dx_transform(dv, top, left, th, tw, dx):
     """dx (N, C, H, W) from dV (16, C, T)."""
-    tasks = dx.shape[0] * dx.shape[1]
-    if threaded:
-        for t in prange(tasks):
-            _dx_task(dv, top, left, th, tw, dx, t)
-    else:
-        for t in range(tasks):
-            _dx_task(dv, top, left, th, tw, dx, t)
+    for t in range(dx.shape[0] * dx.shape[1]):
+        _dx_task(dv, top, left, th, tw, dx, t)
