@@ -1,16 +1,20 @@
-"""conv2d and max_pool2d forward+backward: composed vs fused vs PyTorch CPU vs a GEMM floor.
+"""conv2d and max_pool2d forward+backward: composed vs fused (numpy, numba) vs PyTorch CPU vs a floor.
 
-    python benchmarks/bench_conv.py [--quick] [--repeat N]
+    python benchmarks/bench_conv.py [--quick] [--repeat N] [--no-compile-time]
 
 One row per case, float32: the best and median time of a forward plus backward
-(gradients for input, weight and bias) of each implementation, the fused one
-also on one thread (numpy's BLAS limited with threadpoolctl; torch with
-set_num_threads(1)), and the ratios fused / torch (default threads, then one
-thread each) and composed / fused. For convolution the floor is the three
-matrix products an im2col convolution cannot avoid (forward, dW, dX) timed
-alone on ready-made matrices; for pooling, one read of the input and one write
-of its gradient. Each library runs in its own block, ours first: numpy's and torch's
-worker threads spin after each call and slow each other down when interleaved.
+(gradients for input, weight and bias) of each implementation: composed, the
+fused kernel on the numpy backend and on the numba backend, each fused one
+also on one thread (numpy's BLAS limited with threadpoolctl, numba's loops run
+serially; torch with set_num_threads(1)), and the ratios to torch (default
+threads, then one thread each) and composed / fused. For convolution the floor
+is the three matrix products an im2col convolution cannot avoid (forward, dW,
+dX) timed alone on ready-made matrices (the numba kernel's Winograd path does
+fewer multiplications than that floor); for pooling, one read of the input and
+one write of its gradient. Each library runs in its own block, ours first:
+numpy's and torch's worker threads spin after each call and slow each other
+down when interleaved. The compiled kernels' first-call time (compiling from
+scratch, in a fresh process with an empty numba cache) is printed first.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 
@@ -25,6 +32,7 @@ import numpy as np
 
 from tinygrad_bn import Tensor, keep_freed_memory
 from tinygrad_bn import functional as F
+from tinygrad_bn.kernel_registry import numba_available, use_backend
 
 # (name, input shape, weight shape or pool kernel, stride, padding)
 CONV_CASES = [
@@ -69,8 +77,18 @@ def _data(case: tuple) -> dict[str, np.ndarray]:
     return data
 
 
-def ours(case: tuple, impl: str) -> Callable[[], object]:
-    """A closure running one fwd+bwd of our op."""
+def ours(case: tuple, impl: str, backend: str = "numpy") -> Callable[[], object]:
+    """A closure running one fwd+bwd of our op (the fused one on `backend`)."""
+    step = _ours(case, impl)
+
+    def on_backend() -> None:
+        with use_backend(backend):
+            step()
+
+    return on_backend
+
+
+def _ours(case: tuple, impl: str) -> Callable[[], object]:
     name, _, second, stride, padding = case
     d = _data(case)
     x = Tensor(d["x"], requires_grad=True)
@@ -143,43 +161,110 @@ def one_blas_thread() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def one_thread(backend: str) -> Iterator[None]:
+    """One BLAS thread, and for numba its loops run serially."""
+    with one_blas_thread():
+        if backend != "numba":
+            yield
+            return
+        from tinygrad_bn.kernels.compiled import _jit
+
+        with _jit.force_threads(False):
+            yield
+
+
+COMPILE_SCRIPT = """
+import time, numpy as np
+start = time.perf_counter()
+from tinygrad_bn import Tensor
+from tinygrad_bn import functional as F
+from tinygrad_bn.kernel_registry import use_backend
+rng = np.random.default_rng(0)
+times = {}
+with use_backend("numba"):
+    for label, c, f in (("conv2d im2col", 3, 16), ("conv2d winograd", 64, 64)):
+        x = Tensor(rng.standard_normal((2, c, 8, 8)).astype(np.float32), requires_grad=True)
+        w = Tensor(rng.standard_normal((f, c, 3, 3)).astype(np.float32), requires_grad=True)
+        t = time.perf_counter()
+        F.conv2d(x, w, padding=1).sum().backward()
+        times[label] = time.perf_counter() - t
+    x = Tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
+    t = time.perf_counter()
+    F.max_pool2d(x, 2).sum().backward()
+    times["max_pool2d"] = time.perf_counter() - t
+    t = time.perf_counter()
+    F.max_pool2d(x, 2).sum().backward()
+    times["max_pool2d, second call"] = time.perf_counter() - t
+print(" ".join(f"{k.replace(' ', '_')}={v:.3f}" for k, v in times.items()))
+"""
+
+
+def compile_times(cache_dir: str | None) -> dict[str, float]:
+    """First fwd+bwd of each compiled kernel (float32) in a fresh process, numba caching in `cache_dir`."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    return {k.replace("_", " "): float(v) for k, v in (item.split("=") for item in out)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one conv and one pool case, fewer repeats")
     parser.add_argument("--repeat", type=int, default=25, help="single-call timings per measurement")
+    parser.add_argument("--no-compile-time", action="store_true", help="skip the compile-time run")
     args = parser.parse_args(argv)
     keep_freed_memory()
     cases = [CONV_CASES[0], POOL_CASES[0]] if args.quick else CONV_CASES + POOL_CASES
     repeat = 5 if args.quick else args.repeat
+    backends = ["numpy"] + (["numba"] if numba_available() else [])
+
+    if "numba" in backends and not args.no_compile_time:
+        with tempfile.TemporaryDirectory() as empty:
+            cold = compile_times(empty)
+        warm = compile_times(None)
+        print("numba first fwd+bwd call, s (compiling from scratch / loading the disk cache): "
+              + ", ".join(f"{k} {cold[k]:.1f} / {warm[k]:.2f}" for k in cold))
 
     rows = []
     for case in cases:
-        row = [case, timings(ours(case, "composed"), repeat), timings(ours(case, "fused"), repeat)]
-        with one_blas_thread():
-            row.append(timings(ours(case, "fused"), repeat))
-        rows.append(row + [floor_time(case, repeat)])
-    for threads in (None, 1):  # torch in its own block, after ours: its threads, then one
+        row = {"case": case, "composed": timings(ours(case, "composed"), repeat)}
+        for backend in backends:
+            row[backend] = timings(ours(case, "fused", backend), repeat)
+            with one_thread(backend):
+                row[f"{backend} 1t"] = timings(ours(case, "fused", backend), repeat)
+        row["floor"] = floor_time(case, repeat)
+        rows.append(row)
+    for threads, key in ((None, "torch"), (1, "torch 1t")):  # torch in its own block, after ours
         for row in rows:
-            step = torch_step(row[0], threads)
-            row.append(timings(step, repeat) if step else None)
+            step = torch_step(row["case"], threads)
+            row[key] = timings(step, repeat) if step else None
 
     def cell(t: tuple[float, float] | None) -> str:
         return f"{t[0] * 1e3:7.2f}/{t[1] * 1e3:<7.2f}" if t else f"{'n/a':>15}"
 
-    def ratio(a: tuple[float, float], b: tuple[float, float] | None) -> str:
-        return f"{a[0] / b[0]:9.2f}" if b else f"{'n/a':>9}"
+    def ratio(a: tuple[float, float] | None, b: tuple[float, float] | None) -> str:
+        return f"{a[0] / b[0]:8.2f}" if a and b else f"{'n/a':>8}"
 
-    print("best/median of single calls, ms; '1t': one thread (BLAS via threadpoolctl, torch.set_num_threads)")
-    print(f"{'op':<11} {'input':>17} {'weight/kernel':>14} {'s,p':>4} {'composed':>15} {'fused':>15} "
-          f"{'fused 1t':>15} {'torch':>15} {'torch 1t':>15} {'floor':>7} {'f/torch':>9} {'f1t/t1t':>9} "
-          f"{'comp/f':>7}")
-    for (name, shape, second, stride, padding), composed, fused, fused_1t, floor, torch_t, torch_1t in rows:
-        print(f"{name:<11} {str(shape):>17} {str(second):>14} {f'{stride},{padding}':>4} {cell(composed)} "
-              f"{cell(fused)} {cell(fused_1t)} {cell(torch_t)} {cell(torch_1t)} {floor * 1e3:7.2f} "
-              f"{ratio(fused, torch_t)} {ratio(fused_1t, torch_1t)} {composed[0] / fused[0]:7.2f}")
-    print("ratios from the bests; targets: fused (numpy) / torch <= 3; compiled / torch <= 1.5 "
-          "(no compiled conv/pool kernels yet)")
+    timed = ["composed"] + [k for b in backends for k in (b, f"{b} 1t")] + ["torch", "torch 1t"]
+    print("best/median of single calls, ms; '1t': one thread (BLAS via threadpoolctl, numba loops serial, "
+          "torch.set_num_threads)")
+    print(f"{'op':<11} {'input':>17} {'weight/kernel':>14} {'s,p':>4} "
+          + " ".join(f"{k:>15}" for k in timed) + f" {'floor':>7} "
+          + " ".join(f"{b[:5] + '/t':>8} {b[:5] + '1t/t1t':>8}" for b in backends) + f" {'comp/np':>8}")
+    for row in rows:
+        name, shape, second, stride, padding = row["case"]
+        print(f"{name:<11} {str(shape):>17} {str(second):>14} {f'{stride},{padding}':>4} "
+              + " ".join(cell(row[k]) for k in timed) + f" {row['floor'] * 1e3:7.2f} "
+              + " ".join(f"{ratio(row[b], row['torch'])} {ratio(row[f'{b} 1t'], row['torch 1t'])}"
+                         for b in backends)
+              + f" {ratio(row['composed'], row['numpy'])}")
+    print("ratios from the bests; targets: fused numpy / torch <= 3; fused numba (compiled) / torch <= 1.5")
     return 0
 
 

@@ -1,9 +1,9 @@
 """conv1d, conv2d, unfold and fold: PyTorch parity (values, gradients, double backward), errors, modules.
 
 The fused kernels against their composed twins and numerical gradients are
-checked by tests/test_kernels.py (they are registered); here both impls are run
-against PyTorch over hypothesis-drawn shapes, strides, paddings, dilations and
-groups.
+checked by tests/test_kernels.py (they are registered); here both impls (the fused
+one on every backend: numpy, and numba when installed) are run against PyTorch
+over hypothesis-drawn shapes, strides, paddings, dilations and groups.
 """
 
 import math
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import tinygrad_bn as tg
 from tinygrad_bn import Tensor, nn
 from tinygrad_bn import functional as F
-from tinygrad_bn.kernel_registry import KERNELS
+from tinygrad_bn.kernel_registry import KERNELS, numba_available, use_backend
 from tinygrad_bn.ops import PRIMITIVES
 from tinygrad_bn.testing import check_fused
 from tinygrad_bn.testing import conv_strategies as cst
@@ -24,6 +24,20 @@ from tinygrad_bn.testing import conv_strategies as cst
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same':UserWarning")  # torch's, about its copy
 
 IMPLS = ["composed", "fused"]
+# The cases of the `impl` fixture: the fused side on every backend that runs here.
+IMPL_CASES = ["composed", "fused:numpy"] + (["fused:numba"] if numba_available() else [])
+
+
+@pytest.fixture(scope="module")  # module scope: hypothesis refuses function-scoped fixtures
+def impl(request):
+    """The impl= argument of a case; a 'fused:<backend>' case runs on that kernel backend."""
+    name, _, backend = request.param.partition(":")
+    if not backend:
+        yield name
+        return
+    with use_backend(backend):
+        yield name
+
 # float64 on both sides: the two libraries sum in different orders, nothing more.
 TORCH_RTOL, TORCH_ATOL = 1e-9, 1e-10
 
@@ -64,7 +78,7 @@ def compare_with_torch(ours, theirs, arrays, impl, double_backward=True, seed=0)
 # ---------------------------------------------------------------- PyTorch parity
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 @given(args=cst.conv_args("float64", 2))
 def test_conv2d_matches_pytorch_values_gradients_and_double_backward(impl, args):
     torch = pytest.importorskip("torch")
@@ -75,7 +89,7 @@ def test_conv2d_matches_pytorch_values_gradients_and_double_backward(impl, args)
         [x, w, b], impl)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 @given(args=cst.conv_args("float64", 1))
 def test_conv1d_matches_pytorch_values_gradients_and_double_backward(impl, args):
     torch = pytest.importorskip("torch")
@@ -86,7 +100,7 @@ def test_conv1d_matches_pytorch_values_gradients_and_double_backward(impl, args)
         [x, w, b], impl)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 def test_conv2d_without_bias_and_unbatched_matches_pytorch(impl):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
@@ -95,7 +109,7 @@ def test_conv2d_without_bias_and_unbatched_matches_pytorch(impl):
                        lambda x, w: torch.nn.functional.conv2d(x, w, None, (2, 1), (1, 2)), [x, w], impl)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 def test_same_padding_with_an_even_kernel_puts_the_extra_zero_at_the_end_as_pytorch(impl):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(4)
@@ -106,7 +120,7 @@ def test_same_padding_with_an_even_kernel_puts_the_extra_zero_at_the_end_as_pyto
     np.testing.assert_allclose(out.data, expected.numpy(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 @given(args=cst.unfold_args("float64"))
 def test_unfold_matches_pytorch(impl, args):
     torch = pytest.importorskip("torch")
@@ -115,7 +129,7 @@ def test_unfold_matches_pytorch(impl, args):
                        lambda x: torch.nn.functional.unfold(x, kernel, dilation, padding, stride), [x], impl)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 @given(args=cst.fold_args("float64"))
 def test_fold_matches_pytorch(impl, args):
     torch = pytest.importorskip("torch")
@@ -145,7 +159,7 @@ def test_the_numpy_backward_of_each_kernel_matches_its_composed_twin(name, dtype
 
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 @given(args=cst.unfold_args("float64"), data=st.data())
 def test_fold_is_the_adjoint_of_unfold(impl, args, data):
     x, kernel, dilation, padding, stride = args
@@ -282,7 +296,7 @@ def test_conv2d_module_initialises_like_pytorch_from_its_rng():
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 def test_conv2d_module_matches_pytorch_with_its_weights(padding_mode, impl):
     torch = pytest.importorskip("torch")
     layer = nn.Conv2d(4, 6, 3, stride=(1, 2), padding=(1, 2), dilation=(2, 1), groups=2,

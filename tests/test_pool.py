@@ -2,14 +2,18 @@
 
 import numpy as np
 import pytest
+import test_conv
 from hypothesis import given
 from hypothesis import strategies as st
-from test_conv import IMPLS, compare_with_torch
+from test_conv import IMPL_CASES, compare_with_torch
 
 from tinygrad_bn import Tensor, nn
 from tinygrad_bn import functional as F
 from tinygrad_bn.functional.pool import empty_windows, pool_window
+from tinygrad_bn.kernel_registry import use_backend
 from tinygrad_bn.testing import conv_strategies as cst
+
+impl = test_conv.impl  # the fixture: "composed", or "fused" on each backend
 
 
 @st.composite
@@ -21,7 +25,7 @@ def max_pool_cases(draw, ties: bool):
     return x, kernel, stride, padding, dilation, ceil_mode
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 @given(case=max_pool_cases(ties=False))
 def test_max_pool2d_matches_pytorch_values_gradients_and_double_backward(impl, case):
     torch = pytest.importorskip("torch")
@@ -31,7 +35,7 @@ def test_max_pool2d_matches_pytorch_values_gradients_and_double_backward(impl, c
         lambda x: torch.nn.functional.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode), [x], impl)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 @given(case=max_pool_cases(ties=True))
 def test_max_pool2d_routes_ties_and_returns_indices_as_pytorch(impl, case):
     torch = pytest.importorskip("torch")
@@ -48,7 +52,7 @@ def test_max_pool2d_routes_ties_and_returns_indices_as_pytorch(impl, case):
         double_backward=False)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 def test_a_tied_window_sends_its_whole_gradient_to_the_first_maximum_in_scan_order(impl):
     x = Tensor(np.array([[[[1.0, 5.0, 5.0], [5.0, 5.0, 0.0]]]]), requires_grad=True)
     out = F.max_pool2d(x, 2, stride=1, impl=impl)  # windows [[1, 5], [5, 5]] and [[5, 5], [5, 0]]
@@ -58,7 +62,7 @@ def test_a_tied_window_sends_its_whole_gradient_to_the_first_maximum_in_scan_ord
     assert x.grad.data.tolist() == [[[[0.0, 11.0, 0.0], [0.0, 0.0, 0.0]]]]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 def test_nan_and_minus_inf_windows_choose_what_pytorch_chooses(impl):
     torch = pytest.importorskip("torch")
     x = np.array([[[[1.0, np.nan, 5.0, np.nan], [7.0, 2.0, np.nan, -np.inf], [-np.inf, -np.inf, 3.0, 3.0]]]])
@@ -71,7 +75,7 @@ def test_nan_and_minus_inf_windows_choose_what_pytorch_chooses(impl):
                        impl)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 def test_a_window_holding_no_input_is_minus_inf_and_passes_no_gradient(impl):
     # kernel 2 dilated by 2 reads rows -1 and 1 of a 1-row input: nothing. PyTorch gives -inf too
     # (and its backward writes outside the input, so it is not run here).
@@ -83,7 +87,7 @@ def test_a_window_holding_no_input_is_minus_inf_and_passes_no_gradient(impl):
     assert np.all(x.grad.data == 0)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 @given(args=cst.avg_pool_args("float64"), divisor=st.sampled_from([None, None, 1, 5]))
 def test_avg_pool2d_matches_pytorch_values_gradients_and_double_backward(impl, args, divisor):
     torch = pytest.importorskip("torch")
@@ -95,7 +99,7 @@ def test_avg_pool2d_matches_pytorch_values_gradients_and_double_backward(impl, a
                                                  divisor), [x], impl)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 @given(args=cst.adaptive_avg_pool_args("float64"), keep=st.sampled_from([None, 0, 1]))
 def test_adaptive_avg_pool2d_matches_pytorch_values_gradients_and_double_backward(impl, args, keep):
     torch = pytest.importorskip("torch")
@@ -105,7 +109,7 @@ def test_adaptive_avg_pool2d_matches_pytorch_values_gradients_and_double_backwar
                        lambda x: torch.nn.functional.adaptive_avg_pool2d(x, size), [x], impl)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("impl", IMPL_CASES, indirect=True)
 def test_pooling_takes_unbatched_input(impl):
     x = Tensor(np.arange(32.0).reshape(2, 4, 4))
     assert F.max_pool2d(x, 2, impl=impl).data.tolist() == [[[5.0, 7.0], [13.0, 15.0]], [[21.0, 23.0],
@@ -118,9 +122,11 @@ def test_pooling_takes_unbatched_input(impl):
 @given(args=cst.max_pool_args("float32"))
 def test_float32_max_pooling_fused_and_composed_pick_the_same_elements(args):
     x, kernel, stride, padding, dilation, ceil_mode = args
-    a, b = (F.max_pool2d(Tensor(x), kernel, stride, padding, dilation, ceil_mode, impl=impl)
-            for impl in IMPLS)
-    assert a.dtype == b.dtype == np.float32 and np.array_equal(a.data, b.data)
+    composed = F.max_pool2d(Tensor(x), kernel, stride, padding, dilation, ceil_mode, impl="composed")
+    for case in IMPL_CASES[1:]:
+        with use_backend(case.partition(":")[2]):
+            fused = F.max_pool2d(Tensor(x), kernel, stride, padding, dilation, ceil_mode, impl="fused")
+        assert fused.dtype == composed.dtype == np.float32 and np.array_equal(fused.data, composed.data)
 
 
 # ---------------------------------------------------------------- modules and errors

@@ -282,10 +282,11 @@ def _window_strategy(kind: str) -> Any:
     return strategy
 
 
+_NUMBA_CONV = {"numba": "tinygrad_bn.kernels.compiled.conv:NumbaConvFused"}
 register_kernel(FusedKernel("conv2d", ConvFused, _conv("composed", 2), _conv("fused", 2),
-                            _conv_example(2), _conv_strategy(2)))
+                            _conv_example(2), _conv_strategy(2), backends=_NUMBA_CONV))
 register_kernel(FusedKernel("conv1d", ConvFused, _conv("composed", 1), _conv("fused", 1),
-                            _conv_example(1), _conv_strategy(1)))
+                            _conv_example(1), _conv_strategy(1), backends=_NUMBA_CONV))
 register_kernel(FusedKernel("unfold", UnfoldFused, _unfold("composed"), _unfold("fused"),
                             _unfold_example, _window_strategy("unfold")))
 register_kernel(FusedKernel("fold", FoldFused, _fold("composed"), _fold("fused"),

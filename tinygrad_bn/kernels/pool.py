@@ -125,14 +125,7 @@ class MaxPool2dFused(Function):
         planes = chosen.shape[0]
         h, w = window.size
         if is_grad_enabled():
-            flat = input_index(chosen, window)
-            empty = empty_windows(window)
-            if empty is not None:  # windows without input elements pass nothing back
-                flat = np.where(empty, 0, flat)
-                g = ops.Where.apply(Tensor._wrap(~empty, False, None), g, g * 0.0)
-            dx = ops.ScatterAdd.apply(g.reshape(planes, -1), shape=(planes, h * w),
-                                      index=(np.arange(planes)[:, None], flat.reshape(planes, -1)))
-            return dx.reshape(*ctx.in_shape)
+            return max_backward_differentiable(g, input_index(chosen, window), window, ctx.in_shape)
         # Each output's gradient goes to one input element: a scatter of output-sized arrays,
         # an assignment when windows cannot overlap (no element is chosen twice).
         gd = _planes(g.data)
@@ -147,6 +140,19 @@ class MaxPool2dFused(Function):
         else:
             np.add.at(dx, flat.ravel(), gd.ravel())
         return dx.reshape(ctx.in_shape)
+
+
+def max_backward_differentiable(g: Tensor, flat: np.ndarray, window: Window, in_shape: tuple) -> Tensor:
+    """g scattered to the chosen flat positions `flat` (P, OH, OW) by a primitive: differentiable in g."""
+    planes = flat.shape[0]
+    h, w = window.size
+    empty = empty_windows(window)
+    if empty is not None:  # windows without input elements pass nothing back
+        flat = np.where(empty, 0, flat)
+        g = ops.Where.apply(Tensor._wrap(~empty, False, None), g, g * 0.0)
+    dx = ops.ScatterAdd.apply(g.reshape(planes, -1), shape=(planes, h * w),
+                              index=(np.arange(planes)[:, None], flat.reshape(planes, -1)))
+    return dx.reshape(*in_shape)
 
 
 class AvgPool2dFused(Function):
@@ -264,10 +270,12 @@ def _strategy(kind: str) -> Any:
 
 register_kernel(FusedKernel(
     "max_pool2d", MaxPool2dFused, _max_pool("composed"), _max_pool("fused"),
-    lambda rng, shape, dtype: [_images(rng, shape, dtype), 2, 1, 1, 1, False], _strategy("max_pool")))
+    lambda rng, shape, dtype: [_images(rng, shape, dtype), 2, 1, 1, 1, False], _strategy("max_pool"),
+    backends={"numba": "tinygrad_bn.kernels.compiled.pool:NumbaMaxPool2dFused"}))
 register_kernel(FusedKernel(
     "avg_pool2d", AvgPool2dFused, _avg_pool("composed"), _avg_pool("fused"),
-    lambda rng, shape, dtype: [_images(rng, shape, dtype), 3, 2, 1, True, False], _strategy("avg_pool")))
+    lambda rng, shape, dtype: [_images(rng, shape, dtype), 3, 2, 1, True, False], _strategy("avg_pool"),
+    backends={"numba": "tinygrad_bn.kernels.compiled.pool:NumbaAvgPool2dFused"}))
 register_kernel(FusedKernel(
     "adaptive_avg_pool2d", AdaptiveAvgPool2dFused, _adaptive("composed"), _adaptive("fused"),
     lambda rng, shape, dtype: [_images(rng, shape, dtype), (3, 2)], _strategy("adaptive_avg_pool")))
