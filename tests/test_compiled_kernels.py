@@ -26,8 +26,9 @@ from tinygrad_bn.kernels import BatchNormFused, CrossEntropyFused, LayerNormFuse
 from tinygrad_bn.kernels.compiled import _jit, _simd  # noqa: E402
 from tinygrad_bn.testing import strategies as tst  # noqa: E402
 
-COMPILED = compiled.load()
 NUMPY = {"batch_norm": BatchNormFused, "layer_norm": LayerNormFused, "cross_entropy": CrossEntropyFused}
+# The normalisation and loss kernels; the convolution and pooling ones: tests/test_compiled_conv.py.
+COMPILED = {name: kernel for name, kernel in compiled.load().items() if name in NUMPY}
 # float64: the fused kernels agree with their composed twins to ~1e-10 of each
 # quantity's scale (gradcheck.FUSED_RTOL); an absolute floor covers quantities that
 # are pure rounding noise, e.g. dx of a two-value channel (mathematically 0).
@@ -512,3 +513,13 @@ def test_without_numba_the_kernel_tests_run_numpy_and_skip_numba_saying_why():
     assert "2 passed, 2 skipped" in result.stdout
     skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED [2]")]
     assert len(skipped) == 1 and "numba is not installed: pip install 'tinygrad_bn[fast]'" in skipped[0]
+
+
+def test_load_lists_exactly_the_registered_numba_backends():
+    from tinygrad_bn.kernel_registry import KERNELS
+
+    registered = {name: entry.implementation("numba")
+                  for name, entry in KERNELS.items() if "numba" in entry.backends}
+    assert registered == compiled.load()
+    expected = {"batch_norm", "layer_norm", "cross_entropy", "conv2d", "conv1d", "max_pool2d", "avg_pool2d"}
+    assert expected <= set(registered)

@@ -19,6 +19,10 @@ _KERNELS = {
     "batch_norm": ("batchnorm", "NumbaBatchNormFused"),
     "layer_norm": ("layernorm", "NumbaLayerNormFused"),
     "cross_entropy": ("cross_entropy", "NumbaCrossEntropyFused"),
+    "conv2d": ("conv", "NumbaConvFused"),
+    "conv1d": ("conv", "NumbaConvFused"),
+    "max_pool2d": ("pool", "NumbaMaxPool2dFused"),
+    "avg_pool2d": ("pool", "NumbaAvgPool2dFused"),
 }
 
 
