@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 import tinygrad_bn as tg
 from tinygrad_bn import Function, Tensor, is_grad_enabled, nn
 from tinygrad_bn.gradcheck import GradcheckError
-from tinygrad_bn.kernel_registry import KERNELS
+from tinygrad_bn.kernel_registry import KERNELS, use_backend
 from tinygrad_bn.testing import FusedCheckReport, check_fused
 from tinygrad_bn.testing import strategies as tst
-from tinygrad_bn.testing.kernels import first_example
+from tinygrad_bn.testing.kernels import backends_of, first_example
 from tinygrad_bn.testing.mutants import DIFFERENTIABLE, FAST, MUTANTS, scaled_gradient
 
 NORMS = ("batch_norm", "layer_norm")
@@ -143,6 +143,24 @@ def test_correct_kernels_pass_on_hard_valid_float32_input(kind, label, shape, of
     for seed in range(3):
         report = _check(kind, _hard_input(kind, shape, offset, spread, gamma, seed))
         assert report.passed, f"{label}, seed {seed}:\n{report}"
+
+
+@pytest.mark.parametrize("backend", backends_of("batch_norm"))
+def test_a_subnormal_gamma_is_judged_in_subnormal_ulps(backend):
+    # Found by the thorough profile: gamma = 1e-45 makes outputs of +-1.4e-45, float32's
+    # smallest subnormal. The compiled kernel multiplies gamma by 1/std first, which
+    # underflows to 0: an error of 1.4e-45, one subnormal ulp, but 100% of the quantity.
+    args = [np.array([[0.0], [10.0]], np.float32), np.array([1e-45], np.float32),
+            np.zeros(1, np.float32), 1e-5]
+    with use_backend(backend):
+        report = _check("batch_norm", args)
+    assert report.passed, report
+    row = next(r for r in report.rows if r.quantity == "output[0]")
+    assert row.abs_err <= 128 * np.finfo(np.float32).smallest_subnormal
+    wrong = [a.copy() for a in args[:3]] + [1e-5]
+    wrong[1][0] = 1e-30  # the floor stays at subnormal ulps: a normal-range error still fails
+    with scaled_gradient("batch_norm", 1, FAST, 1.01).installed():
+        assert not _check("batch_norm", wrong).passed
 
 
 @pytest.mark.parametrize("path", [FAST, DIFFERENTIABLE])

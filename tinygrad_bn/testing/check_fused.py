@@ -82,7 +82,9 @@ FUSED_ATOL = {np.dtype(np.float64): 1e-11}
 # - FLOAT32_FLOOR_ULPS = 128: when every yardstick happens to be nearly exact, the kernel
 #   still rounds ~10 times per element at 0.5 ulp, and sums over up to ~1e3 values add
 #   ~sqrt(n) ulps more: 128 ulps (1.5e-5 of the scale in float32) bounds that with room
-#   and is ~700 times smaller than a 1% error.
+#   and is ~700 times smaller than a 1% error. An ulp is never smaller than the dtype's
+#   smallest subnormal: quantities below the normal range (a gamma of 1e-45 in float32)
+#   keep fewer digits, and one rounding there moves them by a large fraction of themselves.
 FLOAT32_FACTOR = 32.0
 FLOAT32_FLOOR_ULPS = 128.0
 FLOAT32_PERTURBATIONS = 2
@@ -302,6 +304,7 @@ def _check_below_float64(composed: Any, fused: Any, args: list[Any], states: Any
     result = _evaluate("fused", fused, _copies(args), states[1], probes, **run)
     _same_targets(reference, result)
     eps, ratio = float(np.finfo(low).eps), float(np.finfo(low).eps / np.finfo(np.float64).eps)
+    tiniest = float(np.finfo(low).smallest_subnormal)
     sensitivity = {name: max(_max_abs_diff(m[name], truth[name]) for m in moved) for name in reference}
     maths = {name: _judge_maths(name, truth[name], fused_wide[name], FUSED_RTOL[_F64], FUSED_ATOL[_F64],
                                 sensitivity[name] / ratio) for name in reference}
@@ -310,7 +313,7 @@ def _check_below_float64(composed: Any, fused: Any, args: list[Any], states: Any
         # The fused formula's own float64 error is a yardstick only when that formula is right.
         own = _max_abs_diff(fused_wide[name], truth[name]) * ratio if maths[name].passed else 0.0
         report.rows.append(_judge_against_truth(name, reference[name], result[name], truth[name],
-                                                sensitivity[name], own, eps, rtol, atol))
+                                                sensitivity[name], own, (eps, tiniest), rtol, atol))
     report.rows += maths.values()
     return report
 
@@ -560,9 +563,13 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _judge_against_truth(name: str, composed: np.ndarray, fused: np.ndarray, truth: np.ndarray,
-                         sensitivity: float, own: float, eps: float, rtol: float | None,
+                         sensitivity: float, own: float, ulp: tuple[float, float], rtol: float | None,
                          atol: float | None) -> FusedRow:
-    """Below float64: the fused error against the float64 truth, next to the yardsticks."""
+    """Below float64: the fused error against the float64 truth, next to the yardsticks.
+
+    `ulp` is (eps, smallest subnormal) of the low precision: an ulp of the scale is the larger
+    of eps * scale and the smallest subnormal.
+    """
     mismatch = _dtype_mismatch(name, composed, fused)
     if mismatch is not None:
         return mismatch
@@ -572,7 +579,9 @@ def _judge_against_truth(name: str, composed: np.ndarray, fused: np.ndarray, tru
     scale = _max_abs(truth)
     unit = scale if scale > 0 else 1.0
     fused_err, composed_err = _max_abs_diff(fused, truth), _max_abs_diff(composed, truth)
-    allowed = max(FLOAT32_FACTOR * max(composed_err, sensitivity, own), FLOAT32_FLOOR_ULPS * eps * scale)
+    eps, tiniest = ulp
+    floor = FLOAT32_FLOOR_ULPS * max(eps * scale, tiniest)
+    allowed = max(FLOAT32_FACTOR * max(composed_err, sensitivity, own), floor)
     if rtol is not None:
         allowed = max(allowed, rtol * scale)
     if atol is not None:
