@@ -146,3 +146,16 @@ def test_every_engine_function_fits_on_one_screen(relative):
     long = [(n.name, n.end_lineno - n.lineno + 1) for n in ast.walk(tree)
             if isinstance(n, ast.FunctionDef) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
     assert long == []
+
+
+def test_no_function_has_code_after_its_return():
+    # A method indented under a module-level function after its `return` is silently dead
+    # (MatMul.fast_backward once was, and matmul ran its slower Tensor-op backward).
+    dead = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                ends = [i for i, s in enumerate(node.body) if isinstance(s, ast.Return | ast.Raise)]
+                if ends and ends[0] < len(node.body) - 1:
+                    dead.append(f"{path.relative_to(PACKAGE)}:{node.name}")
+    assert dead == []

@@ -765,13 +765,6 @@ class MatMul(Function):
             gb = unbroadcast(_swap_last(a2) @ g2, b2._data.shape).reshape(b._data.shape)
         return ga, gb
 
-
-def _swap_last(t: Tensor) -> Tensor:
-    """Exchange the last two axes (the matrix transpose of a batch of matrices)."""
-    dims = tuple(range(t._data.ndim - 2)) + (t._data.ndim - 1, t._data.ndim - 2)
-    return Permute.apply(t, dims=dims)
-
-
     @staticmethod
     def fast_backward(ctx: Context, g: np.ndarray) -> tuple:
         a, b = (t._data for t in ctx.saved_tensors)
@@ -787,4 +780,11 @@ def _swap_last(t: Tensor) -> Tensor:
             if ctx.needs_input_grad[1] else None
         return ga, gb
 
+
 register("matmul", MatMul)
+
+
+def _swap_last(t: Tensor) -> Tensor:
+    """Exchange the last two axes (the matrix transpose of a batch of matrices)."""
+    dims = tuple(range(t._data.ndim - 2)) + (t._data.ndim - 1, t._data.ndim - 2)
+    return Permute.apply(t, dims=dims)
