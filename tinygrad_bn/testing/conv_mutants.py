@@ -16,13 +16,15 @@ The formulas the mutants get wrong (see kernels/conv.py, pool.py, groupnorm.py):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from tinygrad_bn.autograd import Context, is_grad_enabled
 from tinygrad_bn.functional.conv import Window
-from tinygrad_bn.functional.pool import first_input_element
+from tinygrad_bn.functional.pool import first_input_element, input_index
 from tinygrad_bn.kernels.conv import (
     ConvFused,
     FoldFused,
@@ -50,6 +52,17 @@ def col2im_assigning(cols: np.ndarray, window: Window, n: int, c: int) -> np.nda
         rows, columns = window.offsets(i, j)
         acc[:, :, rows, columns] = slabs[:, i, j]
     return np.ascontiguousarray(crop_array(acc, window).transpose(1, 0, 2, 3))
+
+
+@contextlib.contextmanager
+def _replaced(ctx: Context, name: str, value: Any) -> Iterator[None]:
+    """Run the real backward with one thing it reads from ctx replaced (restored after)."""
+    real = getattr(ctx, name)
+    setattr(ctx, name, value)
+    try:
+        yield
+    finally:
+        setattr(ctx, name, real)
 
 
 # ---------------------------------------------------------------- convolution
@@ -106,8 +119,8 @@ class ConvDifferentiablePathDetachedWeight(ConvFused):
         if not is_grad_enabled():
             return ConvFused.backward(ctx, g)
         x, weight, _ = ctx.saved_tensors
-        dx = _conv_backward_differentiable(ctx, g, x, weight.detach())[0]
-        return (dx,) + tuple(_conv_backward_differentiable(ctx, g, x, weight)[1:])
+        # Only dx reads the weight (dW and db are built from x and g), so one call does it.
+        return _conv_backward_differentiable(ctx, g, x, weight.detach())
 
 
 class UnfoldBackwardAssigns(UnfoldFused):
@@ -141,12 +154,8 @@ class MaxPoolFirstElement(MaxPool2dFused):
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Any:
-        chosen = ctx.chosen
-        ctx.chosen = np.broadcast_to(first_input_element(ctx.window), chosen.shape)
-        try:
+        with _replaced(ctx, "chosen", np.broadcast_to(first_input_element(ctx.window), ctx.chosen.shape)):
             return MaxPool2dFused.backward(ctx, g)
-        finally:
-            ctx.chosen = chosen
 
 
 class MaxPoolOverlapsAssigned(MaxPool2dFused):
@@ -156,8 +165,6 @@ class MaxPoolOverlapsAssigned(MaxPool2dFused):
     def backward(ctx: Context, g: Tensor) -> Any:
         if is_grad_enabled():
             return MaxPool2dFused.backward(ctx, g)
-        from tinygrad_bn.functional.pool import input_index
-
         window, chosen = ctx.window, ctx.chosen
         planes, (h, w) = chosen.shape[0], window.size
         flat = input_index(chosen, window) + (np.arange(planes) * (h * w))[:, None, None]
@@ -171,12 +178,10 @@ class AvgPoolFastPathWithoutDivisor(AvgPool2dFused):
 
     @staticmethod
     def backward(ctx: Context, g: Tensor) -> Any:
-        scale = ctx.scale
-        ctx.scale = np.ones_like(scale) if not is_grad_enabled() else scale
-        try:
+        if is_grad_enabled():
             return AvgPool2dFused.backward(ctx, g)
-        finally:
-            ctx.scale = scale
+        with _replaced(ctx, "scale", np.ones_like(ctx.scale)):
+            return AvgPool2dFused.backward(ctx, g)
 
 
 class AvgPoolDifferentiablePathWithoutDivisor(AvgPool2dFused):
